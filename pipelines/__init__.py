@@ -1,0 +1,1 @@
+"""pipelines: see its issue; nothing here yet."""

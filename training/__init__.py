@@ -1,0 +1,1 @@
+"""training: see its issue; nothing here yet."""

@@ -1,0 +1,223 @@
+"""The Open-Unmix spectral filter in Keras: one BLSTM filter per target, joint models.
+
+Spectrograms are channels-last magnitudes `(batch, frames, bins, channels)`; joint
+models stack targets on a new axis: `(batch, targets, frames, bins, channels)`.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from umx_core.lstm import LSTMStack
+
+PACKAGE = "umx_core"
+
+
+def bandwidth_to_max_bin(rate, n_fft, bandwidth):
+    """Number of STFT bins up to `bandwidth` Hz, as open-unmix's utils.bandwidth_to_max_bin."""
+    freqs = np.linspace(0, rate / 2, n_fft // 2 + 1, endpoint=True)
+    return int(np.max(np.where(freqs <= bandwidth)[0]) + 1)
+
+
+def _vector(values, size, transform, default):
+    """A length-`size` float32 init vector from data statistics (or the default)."""
+    if values is None:
+        return np.full(size, default, np.float32)
+    return transform(np.asarray(values, np.float32)[:size])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class BLSTMSpectralFilterLayer(keras.layers.Layer):
+    """Open-Unmix's spectral filter: mixture magnitude in, one target's magnitude out.
+
+    crop to `max_bin` -> `(x + input_mean) * input_scale` -> fc1 -> BN -> tanh -> LSTM stack
+    -> concat(skip, lstm) -> fc2 -> BN -> ReLU -> fc3 -> BN -> `* output_scale + output_mean`
+    -> ReLU -> `* mixture`.
+
+    Args:
+        nb_bins: input (and output) frequency bins, `n_fft // 2 + 1`.
+        nb_channels: audio channels of the magnitude.
+        hidden_size: width of the bottleneck; each LSTM direction has `hidden_size // 2` units.
+        nb_layers: LSTM layers.
+        unidirectional: a causal, forward-only LSTM with `hidden_size` units.
+        max_bin: bins the network looks at (None: all); see `bandwidth_to_max_bin`.
+        input_mean, input_scale: per-bin data mean and standard deviation of the training
+            mixtures; the layer stores `-mean` and `1/scale`, as open-unmix.
+
+    Call args:
+        mix: float32 `(batch, frames, nb_bins, nb_channels)` mixture magnitude.
+        lengths: optional int32 `(batch,)` valid frames of zero-padded sequences.
+    Returns:
+        float32 `(batch, frames, nb_bins, nb_channels)` target magnitude.
+    """
+
+    def __init__(
+        self,
+        nb_bins=2049,
+        nb_channels=2,
+        hidden_size=512,
+        nb_layers=3,
+        unidirectional=False,
+        max_bin=None,
+        input_mean=None,
+        input_scale=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.nb_bins = int(nb_bins)
+        self.nb_channels = int(nb_channels)
+        self.hidden_size = int(hidden_size)
+        self.nb_layers = int(nb_layers)
+        self.unidirectional = bool(unidirectional)
+        self.max_bin = int(max_bin) if max_bin else self.nb_bins
+        self._input_mean = _vector(input_mean, self.max_bin, lambda m: -m, 0.0)
+        self._input_scale = _vector(input_scale, self.max_bin, lambda s: 1.0 / s, 1.0)
+
+        def batchnorm(name):
+            # torch BatchNorm1d momentum 0.1 is Keras momentum 0.9; same eps
+            return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+
+        self.fc1 = keras.layers.Dense(self.hidden_size, use_bias=False, name="fc1")
+        self.bn1 = batchnorm("bn1")
+        self.lstm = LSTMStack(
+            self.hidden_size if unidirectional else self.hidden_size // 2,
+            nb_layers=self.nb_layers,
+            bidirectional=not unidirectional,
+            dropout=0.4 if self.nb_layers > 1 else 0.0,
+            name="lstm",
+        )
+        self.fc2 = keras.layers.Dense(self.hidden_size, use_bias=False, name="fc2")
+        self.bn2 = batchnorm("bn2")
+        self.fc3 = keras.layers.Dense(self.nb_bins * self.nb_channels, use_bias=False, name="fc3")
+        self.bn3 = batchnorm("bn3")
+
+    def build(self, input_shape=None):
+        def vector(name, value):
+            return self.add_weight(name=name, shape=value.shape, initializer=keras.initializers.Constant(value))
+
+        self.input_mean = vector("input_mean", self._input_mean)
+        self.input_scale = vector("input_scale", self._input_scale)
+        self.output_scale = vector("output_scale", np.ones(self.nb_bins, np.float32))
+        self.output_mean = vector("output_mean", np.ones(self.nb_bins, np.float32))
+        features = self.max_bin * self.nb_channels
+        self.fc1.build((None, None, features))
+        self.bn1.build((None, None, self.hidden_size))
+        self.lstm.build((None, None, self.hidden_size))
+        self.fc2.build((None, None, 2 * self.hidden_size))
+        self.bn2.build((None, None, self.hidden_size))
+        self.fc3.build((None, None, self.hidden_size))
+        self.bn3.build((None, None, self.nb_bins * self.nb_channels))
+
+    def call(self, mix, lengths=None, training=False):
+        batch, nb_frames = tf.shape(mix)[0], tf.shape(mix)[1]
+        x = mix[:, :, : self.max_bin, :]
+        # per-bin scaler, broadcast over channels (bins are the second-to-last axis)
+        x = (x + self.input_mean[:, None]) * self.input_scale[:, None]
+        # flatten (bins, channels) bin-major; convert.py permutes torch's channel-major weights to this
+        x = tf.reshape(x, [batch, nb_frames, self.max_bin * self.nb_channels])
+        x = tf.tanh(self.bn1(self.fc1(x), training=training))
+        x = tf.concat([x, self.lstm(x, lengths=lengths, training=training)], axis=-1)
+        x = tf.nn.relu(self.bn2(self.fc2(x), training=training))
+        x = self.bn3(self.fc3(x), training=training)
+        x = tf.reshape(x, [batch, nb_frames, self.nb_bins, self.nb_channels])
+        x = x * self.output_scale[:, None] + self.output_mean[:, None]
+        return tf.nn.relu(x) * mix
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "nb_bins": self.nb_bins,
+            "nb_channels": self.nb_channels,
+            "hidden_size": self.hidden_size,
+            "nb_layers": self.nb_layers,
+            "unidirectional": self.unidirectional,
+            "max_bin": self.max_bin,
+        }
+
+
+def _target_filters(targets, filter_factory, **filter_kwargs):
+    """One filter layer per target name, named after the target."""
+    targets = list(targets)
+    if not targets:
+        raise ValueError("at least one target is needed")
+    if len(set(targets)) != len(targets):
+        raise ValueError(f"duplicate target names in {targets}")
+    factory = filter_factory or BLSTMSpectralFilterLayer
+    return {name: factory(name=name, **filter_kwargs) for name in targets}
+
+
+def get_joint_spectral_filter(targets, nb_bins=2049, nb_channels=2, filter_factory=None, **filter_kwargs):
+    """A functional `keras.Model` from mixture magnitude to every target's magnitude.
+
+    Args:
+        targets: target names, one or more.
+        nb_bins, nb_channels: input shape `(batch, frames, nb_bins, nb_channels)`.
+        filter_factory: callable `(name=..., **filter_kwargs) -> Layer` with the
+            `BLSTMSpectralFilterLayer` contract; default `BLSTMSpectralFilterLayer`.
+        **filter_kwargs: passed to each filter (hidden_size, nb_layers, max_bin, ...).
+    Returns:
+        keras.Model: `(batch, frames, nb_bins, nb_channels)` -> `(batch, targets, frames, nb_bins, nb_channels)`.
+    """
+    if filter_factory is None:
+        filter_kwargs.update(nb_bins=nb_bins, nb_channels=nb_channels)
+    filters = _target_filters(targets, filter_factory, **filter_kwargs)
+    mix = keras.Input((None, nb_bins, nb_channels), name="mixture_magnitude")
+    outputs = [keras.layers.Reshape((1, -1, nb_bins, nb_channels))(layer(mix)) for layer in filters.values()]
+    stacked = outputs[0] if len(outputs) == 1 else keras.layers.Concatenate(axis=1)(outputs)
+    return keras.Model(mix, stacked, name="joint_spectral_filter")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class JointSpectralFilter(keras.Model):
+    """Subclassed joint filter: the mixture magnitude through one filter per target.
+
+    Args:
+        targets: target names, one or more.
+        filters: optional `{name: Layer}` to use instead of building BLSTM filters
+            (any Layer with the `BLSTMSpectralFilterLayer` contract).
+        **filter_kwargs: `BLSTMSpectralFilterLayer` arguments when `filters` is not given.
+
+    Call args:
+        mix: float32 `(batch, frames, bins, channels)`.
+        lengths: optional int32 `(batch,)` valid frames, passed to filters that take it.
+    Returns:
+        float32 `(batch, targets, frames, bins, channels)`.
+    """
+
+    def __init__(self, targets, filters=None, filter_kwargs=None, name="joint_spectral_filter", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.targets = list(targets)
+        self.filter_kwargs = dict(filter_kwargs or {})
+        if filters is not None:
+            if list(filters) != self.targets:
+                raise ValueError(f"filters {list(filters)} do not match targets {self.targets}")
+        else:
+            filters = _target_filters(self.targets, None, **self.filter_kwargs)
+        # a list, in target order: Keras saves list items by position, which reloads reliably
+        self.filter_layers = [filters[name] for name in self.targets]
+
+    @property
+    def filters(self):
+        """`{target: filter layer}` in target order."""
+        return dict(zip(self.targets, self.filter_layers))
+
+    def build(self, input_shape):
+        for layer in self.filters.values():
+            if not layer.built:
+                layer.build(input_shape)
+        self.built = True
+
+    def call(self, mix, lengths=None, training=False):
+        outputs = []
+        for layer in self.filters.values():
+            if isinstance(layer, BLSTMSpectralFilterLayer):
+                outputs.append(layer(mix, lengths=lengths, training=training))
+            else:
+                outputs.append(layer(mix, training=training))
+        return tf.stack(outputs, axis=1)
+
+    def get_config(self):
+        return {"targets": self.targets, "filter_kwargs": self.filter_kwargs, "name": self.name}

@@ -1,0 +1,314 @@
+"""Separator: the open-unmix Separator API, safe for long inputs.
+
+A track is processed in chunks of `segment` STFT frames (a multiple of `wiener_win_len`,
+so chunks and EM windows line up), each seen by the network with `context` extra frames
+on both sides. Chunks of one or several tracks are batched along the batch axis, which
+amortises the LSTM recurrence. Every chunk's stems are overlap-added into one buffer and
+normalised once, so the STFT, EM and ISTFT are exactly those of the whole track; the only
+approximation is the LSTM seeing `context` frames rather than the whole track. An input of
+at most `segment` frames is one chunk and matches open-unmix exactly.
+"""
+
+import json
+import os
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from umx_core import storage
+from umx_core.errors import UMXError
+from umx_core.transforms import frame_count, overlap_add, stft_frames
+from umx_core.umx import UMX
+from umx_core.version import code_version
+
+CONFIG_NAME = "separator.json"
+MODEL_NAME = "model.keras"
+FORMAT = "umx_core.separator/1"
+
+
+def _envelope(nb_frames, n_fft, n_hop):
+    """Sum of squared Hann windows over `nb_frames` frames (numpy, float64)."""
+    window = np.hanning(n_fft + 1)[:-1] ** 2  # periodic Hann, squared
+    env = np.zeros(n_fft + n_hop * (nb_frames - 1))
+    for f in range(nb_frames):
+        env[f * n_hop : f * n_hop + n_fft] += window
+    return env
+
+
+class Separator:
+    """Separate mixtures into stems with a UMX model, in bounded memory.
+
+    Args:
+        target_models: `{target: Layer}` spectral filters (e.g. `BLSTMSpectralFilterLayer`),
+            or a built `UMX` model.
+        niter: EM iterations (0: no refinement).
+        softmask: initial estimates by ratio mask instead of magnitude with mixture phase.
+        residual: add a `residual` stem, mixture minus the targets.
+        sample_rate: the rate the model was trained at (callers resample to it).
+        n_fft, n_hop: STFT size and hop.
+        nb_channels: channels the model takes (1: mono model; averages magnitudes).
+        wiener_win_len: frames per independent EM window; None: the whole track at once
+            (then the whole track is one chunk, and memory grows with its length).
+        filterbank: "torch" or "tf"; both are the TF STFT that equals torch.stft.
+        segment: centre frames per chunk, a multiple of wiener_win_len (default: wiener_win_len).
+        context: extra frames the network sees on each side of a chunk.
+        batch_frames: frames (context included) batched into one network call.
+        eps: EM regularisation (open-unmix: 1e-10).
+    """
+
+    def __init__(
+        self,
+        target_models,
+        niter=0,
+        softmask=False,
+        residual=False,
+        sample_rate=44100.0,
+        n_fft=4096,
+        n_hop=1024,
+        nb_channels=2,
+        wiener_win_len=300,
+        filterbank="torch",
+        segment=None,
+        context=64,
+        batch_frames=2400,
+        eps=1e-10,
+    ):
+        if filterbank not in ("torch", "tf"):
+            raise UMXError(f"filterbank must be 'torch' or 'tf' (the same TF STFT), got {filterbank!r}")
+        if wiener_win_len is not None and int(wiener_win_len) <= 0:
+            raise UMXError(f"wiener_win_len must be a positive number of frames or None, got {wiener_win_len}")
+        em = dict(niter=niter, softmask=softmask, residual=residual, wiener_win_len=wiener_win_len, eps=eps)
+        if isinstance(target_models, UMX):
+            config = {**target_models.get_config(), **em}
+            model = UMX.from_config(config)
+            model.build()
+            model.set_weights(target_models.get_weights())
+        else:
+            if not target_models:
+                raise UMXError("a Separator needs at least one target model")
+            model = UMX(
+                list(target_models),
+                filters=dict(target_models),
+                n_fft=n_fft,
+                n_hop=n_hop,
+                nb_channels=nb_channels,
+                sample_rate=sample_rate,
+                **em,
+            )
+            model.build()
+        if niter > 0 and len(model.sources) < 2:
+            raise UMXError("EM needs at least two sources: separate two or more targets, or set residual=True")
+        self.model = model
+        self.filterbank = filterbank
+        self.wiener_win_len = None if wiener_win_len is None else int(wiener_win_len)
+        if segment is None:
+            segment = self.wiener_win_len
+        elif self.wiener_win_len and int(segment) % self.wiener_win_len:
+            raise UMXError(f"segment ({segment}) must be a multiple of wiener_win_len ({self.wiener_win_len})")
+        self.segment = None if segment is None else int(segment)
+        self.context = int(context)
+        self.batch_frames = int(batch_frames)
+        self._chunk_fns = {}  # one traced graph per channel count (EM needs it static)
+
+    # --- settings -------------------------------------------------------------
+    targets = property(lambda self: list(self.model.targets), doc="Target names, in output order.")
+    sources = property(lambda self: self.model.sources, doc="Output stem names (targets, then residual).")
+    sample_rate = property(lambda self: self.model.sample_rate, doc="The model's sample rate in Hz.")
+    nb_channels = property(lambda self: self.model.nb_channels, doc="Channels the model takes.")
+    n_fft = property(lambda self: self.model.n_fft, doc="STFT size.")
+    n_hop = property(lambda self: self.model.n_hop, doc="STFT hop.")
+    niter = property(lambda self: self.model.em.iterations, doc="EM iterations.")
+    softmask = property(lambda self: self.model.em.softmask, doc="Ratio-mask initial estimates.")
+    residual = property(lambda self: self.model.em.residual, doc="Whether a residual stem is added.")
+
+    def config(self):
+        """Every setting needed to rebuild this separator (JSON-serialisable)."""
+        return {
+            "format": FORMAT,
+            "code_version": code_version(),
+            "targets": self.targets,
+            "niter": self.niter,
+            "softmask": self.softmask,
+            "residual": self.residual,
+            "sample_rate": self.sample_rate,
+            "n_fft": self.n_fft,
+            "n_hop": self.n_hop,
+            "nb_channels": self.nb_channels,
+            "wiener_win_len": self.wiener_win_len,
+            "filterbank": self.filterbank,
+            "segment": self.segment,
+            "context": self.context,
+            "batch_frames": self.batch_frames,
+            "eps": self.model.em.eps,
+        }
+
+    # --- separation -----------------------------------------------------------
+    def _separate_chunks(self, audio, lengths, offsets, centres):
+        """Stems of the centre frames of a batch of chunks, overlap-added but not normalised.
+
+        Args:
+            audio: `(chunks, channels, samples)` slices of the reflect-padded track, zero-padded
+                at the end to a common length.
+            lengths: `(chunks,)` valid frames per chunk (context included).
+            offsets: `(chunks,)` first centre frame within each chunk.
+            centres: `(chunks,)` centre frames per chunk (<= segment).
+        Returns:
+            float32 `(chunks, sources, channels, n_fft + n_hop * (max(centres) - 1))`.
+        """
+        model = self.model
+        mix = tf.transpose(stft_frames(audio, self.n_fft, self.n_hop), [0, 2, 3, 1])  # (n, frames, bins, ch)
+        estimates = model.joint(model.norm(mix), lengths=lengths)  # (n, targets, frames, bins, ch)
+        width = tf.reduce_max(centres)
+        steps = tf.range(width)
+        index = tf.minimum(offsets[:, None] + steps[None, :], tf.shape(mix)[1] - 1)  # (n, width)
+        valid = steps[None, :] < centres[:, None]  # frames past a chunk's centre are zeroed
+        mix = tf.gather(mix, index, axis=1, batch_dims=1) * tf.cast(valid, mix.dtype)[:, :, None, None]
+        estimates = tf.gather(estimates, index, axis=2, batch_dims=1)
+        estimates = estimates * tf.cast(valid, estimates.dtype)[:, None, :, None, None]
+        stems = model.em(estimates, mix)  # (n, sources, width, bins, ch)
+        # (n, sources, frames, bins, ch) -> (n, sources, ch, frames, bins) for the inverse FFT
+        return overlap_add(tf.transpose(stems, [0, 1, 4, 2, 3]), self.n_fft, self.n_hop)
+
+    def _prepare(self, audio):
+        """Validate `(batch, channels, samples)` audio and match the model's channels."""
+        if isinstance(audio, tf.Tensor):
+            audio = audio.numpy()
+        audio = np.asarray(audio)
+        if audio.ndim != 3:
+            raise UMXError(f"audio must have shape (batch, channels, samples), got {audio.shape}")
+        if not np.issubdtype(audio.dtype, np.floating):
+            raise UMXError(f"audio must be floating point samples, got dtype {audio.dtype}")
+        audio = audio.astype(np.float32, copy=False)
+        channels = audio.shape[1]
+        if channels > 2 or channels < 1:
+            raise UMXError(f"audio has {channels} channels; the model takes {self.nb_channels} (downmix first)")
+        if audio.shape[2] <= self.n_fft // 2:
+            raise UMXError(f"audio has {audio.shape[2]} samples; more than {self.n_fft // 2} (n_fft/2) are needed")
+        if not np.isfinite(audio).all():
+            raise UMXError("audio contains NaN or infinite samples")
+        if channels == 1 and self.nb_channels == 2:
+            audio = np.repeat(audio, 2, axis=1)  # mono into a stereo model, as open-unmix's preprocess
+        return audio
+
+    def _chunks(self, nb_frames):
+        """(first centre frame, centre frames, first frame with context, frames with context) per chunk."""
+        segment = self.segment or nb_frames
+        out = []
+        for start in range(0, nb_frames, segment):
+            stop = min(start + segment, nb_frames)
+            if segment >= nb_frames:
+                first, last = 0, nb_frames  # a single chunk: the whole track, exact
+            else:
+                first, last = max(0, start - self.context), min(nb_frames, stop + self.context)
+            out.append((start, stop - start, first, last - first))
+        return out
+
+    def __call__(self, audio):
+        """Separate a batch of mixtures.
+
+        Args:
+            audio: float `(batch, channels, samples)` numpy array or tensor at `sample_rate`.
+        Returns:
+            numpy float32 `(batch, sources, channels, samples)`.
+        """
+        audio = self._prepare(audio)
+        batch, channels, length = audio.shape
+        n_fft, hop, pad = self.n_fft, self.n_hop, self.n_fft // 2
+        nb_frames = frame_count(length, n_fft, hop)
+        padded = np.pad(audio, [(0, 0), (0, 0), (pad, pad)], mode="reflect")
+        out = np.zeros((batch, len(self.sources), channels, n_fft + hop * (nb_frames - 1)), np.float32)
+        jobs = [(b, *chunk) for b in range(batch) for chunk in self._chunks(nb_frames)]
+        group = []
+        for job in jobs:
+            group.append(job)
+            if sum(j[4] for j in group) >= self.batch_frames or job is jobs[-1]:
+                self._run_group(padded, group, out)
+                group = []
+        out = out[..., pad : pad + length]
+        # inside the reflect padding every sample is covered by a window: the envelope is > 0
+        out /= _envelope(nb_frames, n_fft, hop)[pad : pad + length].astype(np.float32)
+        return out
+
+    def _run_group(self, padded, group, out):
+        """Separate one batch of chunks and overlap-add their stems into `out`."""
+        n_fft, hop = self.n_fft, self.n_hop
+        frames = max(j[4] for j in group)
+        samples = n_fft + hop * (frames - 1)
+        chunk_audio = np.zeros((len(group), padded.shape[1], samples), np.float32)
+        for i, (b, _, _, first, count) in enumerate(group):
+            piece = padded[b, :, first * hop : first * hop + n_fft + hop * (count - 1)]
+            chunk_audio[i, :, : piece.shape[-1]] = piece
+        channels = padded.shape[1]
+        if channels not in self._chunk_fns:
+            index = tf.TensorSpec((None,), tf.int32)
+            signature = [tf.TensorSpec((None, channels, None), tf.float32), index, index, index]
+            self._chunk_fns[channels] = tf.function(self._separate_chunks, input_signature=signature)
+        stems = self._chunk_fns[channels](
+            tf.constant(chunk_audio),
+            tf.constant([j[4] for j in group], tf.int32),
+            tf.constant([j[1] - j[3] for j in group], tf.int32),
+            tf.constant([j[2] for j in group], tf.int32),
+        ).numpy()
+        for i, (b, start, centre, _, _) in enumerate(group):
+            span = n_fft + hop * (centre - 1)
+            out[b, :, :, start * hop : start * hop + span] += stems[i, :, :, :span]
+
+    def to_dict(self, estimates, aggregate_dict=None):
+        """Name the stems of `(batch, sources, channels, samples)` estimates.
+
+        Args:
+            estimates: output of `__call__`.
+            aggregate_dict: optional `{new name: [source names]}`; each new stem is the sum
+                of its sources (e.g. `{"accompaniment": ["drums", "bass", "other"]}`).
+        Returns:
+            `{name: (batch, channels, samples) array}`.
+        """
+        estimates = np.asarray(estimates)
+        if estimates.ndim != 4 or estimates.shape[1] != len(self.sources):
+            raise UMXError(f"estimates must be (batch, {len(self.sources)}, channels, samples), got {estimates.shape}")
+        named = {name: estimates[:, k] for k, name in enumerate(self.sources)}
+        if aggregate_dict is None:
+            return named
+        unknown = sorted({s for parts in aggregate_dict.values() for s in parts} - set(named))
+        if unknown:
+            raise UMXError(f"aggregate names unknown sources {unknown}; this separator has {self.sources}")
+        return {key: sum(named[s] for s in parts) for key, parts in aggregate_dict.items()}
+
+    # --- persistence ----------------------------------------------------------
+    def save(self, path):
+        """Write `separator.json` (settings, code version) and `model.keras` to a directory, local or gs://."""
+        with tempfile.TemporaryDirectory(prefix="umx-save-") as tmp:
+            self.model.save(os.path.join(tmp, MODEL_NAME))
+            with open(os.path.join(tmp, CONFIG_NAME), "w") as f:
+                json.dump(self.config(), f, indent=2)
+            storage.upload_dir(tmp, path)
+        return path
+
+
+def load_saved_separator(path, **overrides):
+    """A `Separator` from a directory written by `Separator.save` (local or gs://).
+
+    Args:
+        path: the directory.
+        **overrides: Separator settings to change (niter, residual, wiener_win_len, ...).
+    """
+    import keras
+
+    with storage.local_dir(path) as local:
+        config_path = os.path.join(local, CONFIG_NAME)
+        if not os.path.exists(config_path):
+            raise UMXError(f"{path}: no {CONFIG_NAME}, not a directory written by Separator.save")
+        with open(config_path) as f:
+            try:
+                config = json.load(f)
+            except json.JSONDecodeError as exc:
+                raise UMXError(f"{path}/{CONFIG_NAME}: corrupt JSON ({exc})") from exc
+        try:
+            model = keras.saving.load_model(os.path.join(local, MODEL_NAME), compile=False)
+        except Exception as exc:
+            raise UMXError(f"{path}/{MODEL_NAME}: cannot load the model ({exc})") from exc
+    settings = {k: config[k] for k in ("niter", "softmask", "residual", "wiener_win_len", "filterbank",
+                                       "segment", "context", "batch_frames", "eps") if k in config}
+    settings.update(overrides)
+    return Separator(model, **settings)

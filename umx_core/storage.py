@@ -1,0 +1,130 @@
+"""One storage layer for local paths and gs:// alike.
+
+`tf.io.gfile` cannot reach a GCS emulator, so gs:// goes through google-cloud-storage,
+which honours `STORAGE_EMULATOR_HOST` (tests run gcp-storage-emulator on loopback).
+"""
+
+import contextlib
+import functools
+import os
+import shutil
+import tempfile
+
+from umx_core.errors import UMXError
+
+
+def is_gcs(path):
+    """True for a `gs://bucket/key` path."""
+    return str(path).startswith("gs://")
+
+
+def split_gcs(path):
+    """`gs://bucket/key` -> (bucket, key)."""
+    bucket, _, key = str(path)[len("gs://") :].partition("/")
+    if not bucket:
+        raise UMXError(f"{path}: not a gs://bucket/... path")
+    return bucket, key
+
+
+def join(base, *parts):
+    """Join path parts with '/' for gs:// and os.path.join locally."""
+    if is_gcs(base):
+        return "/".join([str(base).rstrip("/")] + [p.strip("/") for p in parts])
+    return os.path.join(base, *parts)
+
+
+@functools.lru_cache(maxsize=None)
+def _client(emulator):
+    from google.cloud import storage
+
+    if emulator:
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(project="emulator", credentials=AnonymousCredentials())
+    return storage.Client()
+
+
+def client():
+    """A google-cloud-storage client (anonymous against an emulator)."""
+    return _client(os.environ.get("STORAGE_EMULATOR_HOST", ""))
+
+
+def _blob(path):
+    bucket, key = split_gcs(path)
+    return client().bucket(bucket).blob(key)
+
+
+def exists(path):
+    """True if the file exists (for gs://, the object)."""
+    return _blob(path).exists() if is_gcs(path) else os.path.exists(path)
+
+
+def read_bytes(path):
+    """The whole file as bytes; UMXError naming the path if it is missing."""
+    try:
+        if is_gcs(path):
+            return _blob(path).download_as_bytes()
+        with open(path, "rb") as f:
+            return f.read()
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        raise UMXError(f"{path}: no such file") from exc
+    except Exception as exc:
+        if type(exc).__name__ == "NotFound":
+            raise UMXError(f"{path}: no such file") from exc
+        raise
+
+
+def write_bytes(path, data):
+    """Write `data` to `path` (parents created locally; a single upload on gs://)."""
+    if is_gcs(path):
+        _blob(path).upload_from_string(data)
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)  # atomic: never a half-written file under the final name
+
+
+def list_files(prefix):
+    """Every file below a directory (recursively), as full paths."""
+    if is_gcs(prefix):
+        bucket, key = split_gcs(prefix)
+        key = key.rstrip("/") + "/" if key else ""
+        return sorted(f"gs://{bucket}/{b.name}" for b in client().list_blobs(bucket, prefix=key))
+    out = []
+    for root, _, files in os.walk(prefix):
+        out.extend(os.path.join(root, f) for f in files)
+    return sorted(out)
+
+
+def upload_dir(local_dir, dest):
+    """Copy a local directory tree to `dest` (local or gs://)."""
+    for path in list_files(local_dir):
+        rel = os.path.relpath(path, local_dir).replace(os.sep, "/")
+        target = join(dest, rel)
+        if is_gcs(dest):
+            _blob(target).upload_from_filename(path)
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copyfile(path, target)
+
+
+@contextlib.contextmanager
+def local_dir(path):
+    """A local directory with the contents of `path`: itself, or a temporary download of gs://."""
+    if not is_gcs(path):
+        if not os.path.isdir(path):
+            raise UMXError(f"{path}: no such directory")
+        yield path
+        return
+    files = list_files(path)
+    if not files:
+        raise UMXError(f"{path}: no such directory (no objects under it)")
+    base = path.rstrip("/") + "/"
+    with tempfile.TemporaryDirectory(prefix="umx-") as tmp:
+        for f in files:
+            target = os.path.join(tmp, f[len(base) :])
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            _blob(f).download_to_filename(target)
+        yield tmp
