@@ -145,7 +145,8 @@ class ComplexNorm(keras.layers.Layer):
     downmix in the magnitude domain), keeping a channel axis of size 1.
 
     Call args:
-        spec: complex64 `(batch, frames, bins, channels)`.
+        spec: complex64 `(batch, frames, bins, channels)`, or its magnitudes (then only
+            the mono downmix applies).
     Returns:
         float32 `(batch, frames, bins, channels or 1)`.
     """

@@ -1,0 +1,50 @@
+"""Shared benchmark setup: thread limits, the reference packages, umxhq-size random models."""
+
+import os
+import sys
+import time
+import types
+
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))  # openunmix imports it, never uses it here
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+TARGETS = ["vocals", "drums", "bass", "other"]
+RATE = 44100
+
+
+def limit_threads():
+    """Both frameworks on the same number of threads (before either runs anything)."""
+    import tensorflow as tf
+    import torch
+
+    torch.set_num_threads(THREADS)
+    tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+    tf.config.threading.set_inter_op_parallelism_threads(THREADS)
+
+
+def umxhq_size_models(targets=TARGETS, nb_channels=2):
+    """openunmix OpenUnmix models of umxhq's size (hidden 512, max_bin 1487) with random weights."""
+    import torch
+    from openunmix.model import OpenUnmix
+    from openunmix.utils import bandwidth_to_max_bin
+
+    max_bin = int(bandwidth_to_max_bin(44100.0, 4096, 16000))
+    models = {}
+    for i, target in enumerate(targets):
+        torch.manual_seed(i)
+        models[target] = OpenUnmix(nb_bins=2049, nb_channels=nb_channels, hidden_size=512, max_bin=max_bin).eval()
+    return models
+
+
+def best_time(fn, repeats=3):
+    """Best wall time of `repeats` calls, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
