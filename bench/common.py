@@ -15,14 +15,17 @@ TARGETS = ["vocals", "drums", "bass", "other"]
 RATE = 44100
 
 
-def limit_threads():
-    """Both frameworks on the same number of threads (before either runs anything)."""
-    import tensorflow as tf
-    import torch
+def limit_threads(frameworks=("tensorflow", "torch")):
+    """The named frameworks on the same number of threads (before either runs anything)."""
+    if "torch" in frameworks:
+        import torch
 
-    torch.set_num_threads(THREADS)
-    tf.config.threading.set_intra_op_parallelism_threads(THREADS)
-    tf.config.threading.set_inter_op_parallelism_threads(THREADS)
+        torch.set_num_threads(THREADS)
+    if "tensorflow" in frameworks:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+        tf.config.threading.set_inter_op_parallelism_threads(THREADS)
 
 
 def umxhq_size_models(targets=TARGETS, nb_channels=2):

@@ -27,13 +27,36 @@ MODEL_NAME = "model.keras"
 FORMAT = "umx_core.separator/1"
 
 
-def _envelope(nb_frames, n_fft, n_hop):
-    """Sum of squared Hann windows over `nb_frames` frames (numpy, float64)."""
-    window = np.hanning(n_fft + 1)[:-1] ** 2  # periodic Hann, squared
-    env = np.zeros(n_fft + n_hop * (nb_frames - 1))
-    for f in range(nb_frames):
-        env[f * n_hop : f * n_hop + n_fft] += window
-    return env
+def _normalise(out, nb_frames, n_fft, n_hop, start, block=1 << 20):
+    """Divide overlap-added samples by the window envelope (sum of squared windows), in place.
+
+    Args:
+        out: `(..., samples)` overlap-add of `nb_frames` frames, starting at sample `start`
+            of the padded signal. Computed in blocks, so no envelope of the whole track is held.
+    """
+    window = (np.hanning(n_fft + 1)[:-1] ** 2).astype(np.float32)  # periodic Hann, squared
+    for first in range(0, out.shape[-1], block):
+        index = np.arange(start + first, start + min(first + block, out.shape[-1]))
+        envelope = np.zeros(index.size, np.float32)
+        # every sample lies in the frames f with f * n_hop <= i < f * n_hop + n_fft
+        for back in range(-(-n_fft // n_hop)):
+            frame = index // n_hop - back
+            inside = (frame >= 0) & (frame < nb_frames) & (index - frame * n_hop < n_fft)
+            envelope[inside] += window[(index - frame * n_hop)[inside]]
+        out[..., first : first + index.size] /= envelope
+
+
+def _reflect_slice(audio, first, stop, pad):
+    """Samples `[first, stop)` of `audio` reflect-padded by `pad` on both sides, without padding it all.
+
+    Args:
+        audio: `(channels, samples)`.
+    """
+    index = np.arange(first, stop) - pad
+    index = np.abs(index)  # reflection at the start (torch's reflect: no repeated edge sample)
+    last = audio.shape[-1] - 1
+    index = np.where(index > last, 2 * last - index, index)
+    return audio[:, index]
 
 
 class Separator:
@@ -225,16 +248,15 @@ class Separator:
         batch, channels, length = audio.shape
         n_fft, hop, pad = self.n_fft, self.n_hop, self.n_fft // 2
         nb_frames = frame_count(length, n_fft, hop)
-        padded = np.pad(audio, [(0, 0), (0, 0), (pad, pad)], mode="reflect")
         out = np.zeros((batch, len(self.sources), channels, n_fft + hop * (nb_frames - 1)), np.float32)
         jobs = [(b, *chunk) for b in range(batch) for chunk in self._chunks(nb_frames)]
         width = self._chunk_frames(nb_frames)
         per_call = max(1, self.batch_frames // width)
         for first in range(0, len(jobs), per_call):
-            self._run_group(padded, jobs[first : first + per_call], width, out)
+            self._run_group(audio, jobs[first : first + per_call], width, out)
         out = out[..., pad : pad + length]
         # inside the reflect padding every sample is covered by a window: the envelope is > 0
-        out /= _envelope(nb_frames, n_fft, hop)[pad : pad + length].astype(np.float32)
+        _normalise(out, nb_frames, n_fft, hop, start=pad)
         return out
 
     def _chunk_frames(self, nb_frames):
@@ -243,7 +265,7 @@ class Separator:
             return nb_frames
         return self.segment + 2 * self.context
 
-    def _run_group(self, padded, group, width, out):
+    def _run_group(self, audio, group, width, out):
         """Separate one batch of chunks and overlap-add their stems into `out`.
 
         Chunks are zero-padded to `width` frames and the batch to a power of two with empty
@@ -256,13 +278,13 @@ class Separator:
             rows = min(1 << (rows - 1).bit_length(), max(1, self.batch_frames // width))
             rows = max(rows, len(group))
         samples = n_fft + hop * (width - 1)
-        chunk_audio = np.zeros((rows, padded.shape[1], samples), np.float32)
+        channels = audio.shape[1]
+        chunk_audio = np.zeros((rows, channels, samples), np.float32)
         lengths, offsets, centres = (np.zeros(rows, np.int32) for _ in range(3))
         for i, (b, start, centre, first, count) in enumerate(group):
-            piece = padded[b, :, first * hop : first * hop + n_fft + hop * (count - 1)]
-            chunk_audio[i, :, : piece.shape[-1]] = piece
+            span = n_fft + hop * (count - 1)
+            chunk_audio[i, :, :span] = _reflect_slice(audio[b], first * hop, first * hop + span, n_fft // 2)
             lengths[i], offsets[i], centres[i] = count, start - first, centre
-        channels = padded.shape[1]
         if channels not in self._chunk_fns:
             index = tf.TensorSpec((None,), tf.int32)
             signature = [tf.TensorSpec((None, channels, None), tf.float32), index, index, index]
