@@ -60,7 +60,7 @@ def main():
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--openunmix-minutes", type=float, default=10.0)
     args = parser.parse_args()
-    print(f"stereo, 4 targets, umxhq size, niter=1; peak RSS of the whole process")
+    print("stereo, 4 targets, umxhq size, niter=1; peak RSS of the whole process")
     for which, minutes in (("umx_core", args.minutes), ("openunmix", args.openunmix_minutes)):
         if minutes <= 0:
             continue

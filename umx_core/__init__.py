@@ -16,20 +16,11 @@ from umx_core.model import (  # noqa: E402
     bandwidth_to_max_bin,
     get_joint_spectral_filter,
 )
-from umx_core.separator import Separator, load_saved_separator  # noqa: E402
+from umx_core.pretrained import load_separator  # noqa: E402
+from umx_core.separator import Separator  # noqa: E402
 from umx_core.transforms import ComplexNorm, ISTFTLayer, STFTLayer  # noqa: E402
 from umx_core.umx import UMX  # noqa: E402
 from umx_core.version import __version__  # noqa: E402
-
-
-def load_separator(path, **overrides):
-    """A `Separator` from a directory written by `Separator.save`, local or gs://.
-
-    Args:
-        path: the directory.
-        **overrides: settings to change (niter, residual, softmask, wiener_win_len, ...).
-    """
-    return load_saved_separator(path, **overrides)
 
 
 __all__ = [

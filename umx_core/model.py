@@ -138,6 +138,13 @@ class BLSTMSpectralFilterLayer(keras.layers.Layer):
         }
 
 
+def apply_filter(layer, mix, lengths=None, training=False):
+    """One target's filter on a mixture magnitude; `lengths` goes to filters that take it."""
+    if isinstance(layer, BLSTMSpectralFilterLayer):
+        return layer(mix, lengths=lengths, training=training)
+    return layer(mix, training=training)
+
+
 def _target_filters(targets, filter_factory, **filter_kwargs):
     """One filter layer per target name, named after the target."""
     targets = list(targets)
@@ -211,13 +218,7 @@ class JointSpectralFilter(keras.Model):
         self.built = True
 
     def call(self, mix, lengths=None, training=False):
-        outputs = []
-        for layer in self.filters.values():
-            if isinstance(layer, BLSTMSpectralFilterLayer):
-                outputs.append(layer(mix, lengths=lengths, training=training))
-            else:
-                outputs.append(layer(mix, training=training))
-        return tf.stack(outputs, axis=1)
+        return tf.stack([apply_filter(layer, mix, lengths, training) for layer in self.filter_layers], axis=1)
 
     def get_config(self):
         return {"targets": self.targets, "filter_kwargs": self.filter_kwargs, "name": self.name}

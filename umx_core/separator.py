@@ -9,6 +9,7 @@ approximation is the LSTM seeing `context` frames rather than the whole track. A
 at most `segment` frames is one chunk and matches open-unmix exactly.
 """
 
+import functools
 import json
 import os
 import tempfile
@@ -18,6 +19,7 @@ import tensorflow as tf
 
 from umx_core import storage
 from umx_core.errors import UMXError
+from umx_core.model import apply_filter
 from umx_core.transforms import frame_count, overlap_add, stft_frames
 from umx_core.umx import UMX
 from umx_core.version import code_version
@@ -110,7 +112,6 @@ class Separator:
         if isinstance(target_models, UMX):
             config = {**target_models.get_config(), **em}
             model = UMX.from_config(config)
-            model.build()
             model.set_weights(target_models.get_weights())
         else:
             if not target_models:
@@ -124,7 +125,6 @@ class Separator:
                 sample_rate=sample_rate,
                 **em,
             )
-            model.build()
         if niter > 0 and len(model.sources) < 2:
             raise UMXError("EM needs at least two sources: separate two or more targets, or set residual=True")
         self.model = model
@@ -139,6 +139,15 @@ class Separator:
         self.batch_frames = int(batch_frames)
         self.jit_compile = bool(jit_compile) and self.segment is not None
         self._chunk_fns = {}  # one traced graph per channel count (EM needs it static)
+        jit = self.jit_compile
+        self._stages = {
+            "stft": tf.function(self._stft_magnitude, jit_compile=jit),
+            "filters": [
+                tf.function(functools.partial(apply_filter, layer), jit_compile=jit)
+                for layer in self.model.joint.filter_layers
+            ],
+            "em": tf.function(self._em_overlap_add, jit_compile=jit),
+        }
 
     # --- settings -------------------------------------------------------------
     targets = property(lambda self: list(self.model.targets), doc="Target names, in output order.")
@@ -174,8 +183,41 @@ class Separator:
         }
 
     # --- separation -----------------------------------------------------------
+    def _stft_magnitude(self, audio):
+        """Mixture STFT, channels-first for EM, and the channels-last magnitude for the network.
+
+        Returns:
+            complex64 `(n, ch, frames, bins)` and float32 `(n, frames, bins, ch or 1)`.
+        """
+        mix = stft_frames(audio, self.n_fft, self.n_hop)
+        # transpose the real magnitude, not the complex STFT
+        return mix, self.model.norm(tf.transpose(tf.abs(mix), [0, 2, 3, 1]))
+
+    def _em_overlap_add(self, estimates, mix, offsets, centres):
+        """EM on the centre frames of every chunk, then the windowed inverse FFT, overlap-added.
+
+        Args:
+            estimates: float32 `(n, targets, frames, bins, ch)` target magnitudes.
+            mix: complex64 `(n, ch, frames, bins)`.
+            offsets, centres: `(n,)` first centre frame and centre frames per chunk.
+        Returns:
+            float32 `(n, sources, ch, n_fft + n_hop * (width - 1))`.
+        """
+        estimates = tf.transpose(estimates, [0, 1, 4, 2, 3])  # -> (n, targets, ch, frames, bins)
+        width = tf.reduce_max(centres) if self.segment is None else self.segment
+        steps = tf.range(width)
+        index = tf.minimum(offsets[:, None] + steps[None, :], tf.shape(mix)[2] - 1)  # (n, width)
+        valid = tf.cast(steps[None, :] < centres[:, None], tf.float32)  # frames past a centre are zeroed
+        mix = tf.gather(mix, index, axis=2, batch_dims=1) * tf.cast(valid, mix.dtype)[:, None, :, None]
+        estimates = tf.gather(estimates, index, axis=3, batch_dims=1) * valid[:, None, None, :, None]
+        stems = self.model.em.channels_first(estimates, mix)  # (n, sources, ch, width, bins)
+        return overlap_add(stems, self.n_fft, self.n_hop)
+
     def _separate_chunks(self, audio, lengths, offsets, centres):
         """Stems of the centre frames of a batch of chunks, overlap-added but not normalised.
+
+        The stages are compiled separately (with `jit_compile`), one per target filter, so
+        TensorFlow runs two targets' filters at once on two cores.
 
         Args:
             audio: `(chunks, channels, samples)` slices of the reflect-padded track, zero-padded
@@ -187,20 +229,9 @@ class Separator:
             float32 `(chunks, sources, channels, n_fft + n_hop * (width - 1))`, width the
             largest centre (`segment` when segmenting).
         """
-        model = self.model
-        mix = stft_frames(audio, self.n_fft, self.n_hop)  # (n, ch, frames, bins), channels-first for EM
-        # the network takes channels-last magnitudes: transpose the real magnitude, not the complex STFT
-        magnitude = model.norm(tf.transpose(tf.abs(mix), [0, 2, 3, 1]))
-        estimates = model.joint(magnitude, lengths=lengths)  # (n, targets, frames, bins, ch)
-        estimates = tf.transpose(estimates, [0, 1, 4, 2, 3])  # -> (n, targets, ch, frames, bins)
-        width = tf.reduce_max(centres) if self.segment is None else self.segment
-        steps = tf.range(width)
-        index = tf.minimum(offsets[:, None] + steps[None, :], tf.shape(mix)[2] - 1)  # (n, width)
-        valid = tf.cast(steps[None, :] < centres[:, None], tf.float32)  # frames past a centre are zeroed
-        mix = tf.gather(mix, index, axis=2, batch_dims=1) * tf.cast(valid, mix.dtype)[:, None, :, None]
-        estimates = tf.gather(estimates, index, axis=3, batch_dims=1) * valid[:, None, None, :, None]
-        stems = model.em.channels_first(estimates, mix)  # (n, sources, ch, width, bins)
-        return overlap_add(stems, self.n_fft, self.n_hop)
+        mix, magnitude = self._stages["stft"](audio)
+        estimates = tf.stack([fn(magnitude, lengths) for fn in self._stages["filters"]], axis=1)
+        return self._stages["em"](estimates, mix, offsets, centres)
 
     def _prepare(self, audio):
         """Validate `(batch, channels, samples)` audio and match the model's channels."""
@@ -288,9 +319,7 @@ class Separator:
         if channels not in self._chunk_fns:
             index = tf.TensorSpec((None,), tf.int32)
             signature = [tf.TensorSpec((None, channels, None), tf.float32), index, index, index]
-            self._chunk_fns[channels] = tf.function(
-                self._separate_chunks, input_signature=signature, jit_compile=self.jit_compile
-            )
+            self._chunk_fns[channels] = tf.function(self._separate_chunks, input_signature=signature)
         stems = self._chunk_fns[channels](
             tf.constant(chunk_audio), tf.constant(lengths), tf.constant(offsets), tf.constant(centres)
         ).numpy()
@@ -328,31 +357,3 @@ class Separator:
                 json.dump(self.config(), f, indent=2)
             storage.upload_dir(tmp, path)
         return path
-
-
-def load_saved_separator(path, **overrides):
-    """A `Separator` from a directory written by `Separator.save` (local or gs://).
-
-    Args:
-        path: the directory.
-        **overrides: Separator settings to change (niter, residual, wiener_win_len, ...).
-    """
-    import keras
-
-    with storage.local_dir(path) as local:
-        config_path = os.path.join(local, CONFIG_NAME)
-        if not os.path.exists(config_path):
-            raise UMXError(f"{path}: no {CONFIG_NAME}, not a directory written by Separator.save")
-        with open(config_path) as f:
-            try:
-                config = json.load(f)
-            except json.JSONDecodeError as exc:
-                raise UMXError(f"{path}/{CONFIG_NAME}: corrupt JSON ({exc})") from exc
-        try:
-            model = keras.saving.load_model(os.path.join(local, MODEL_NAME), compile=False)
-        except Exception as exc:
-            raise UMXError(f"{path}/{MODEL_NAME}: cannot load the model ({exc})") from exc
-    settings = {k: config[k] for k in ("niter", "softmask", "residual", "wiener_win_len", "filterbank",
-                                       "segment", "context", "batch_frames", "jit_compile", "eps") if k in config}
-    settings.update(overrides)
-    return Separator(model, **settings)

@@ -7,8 +7,6 @@ Public audio is `(batch, channels, samples)`; spectrograms are channels-last
 import keras
 import tensorflow as tf
 
-from umx_core.errors import UMXError
-
 
 def hann_window(n_fft):
     """Periodic Hann window of length `n_fft`, as `torch.hann_window(n_fft)`."""
