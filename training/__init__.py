@@ -1,1 +1,1 @@
-"""training: see its issue; nothing here yet."""
+"""training: the tf.data track-folder dataset and synthetic data (the training loop comes with its issue)."""

@@ -86,6 +86,35 @@ def write_bytes(path, data):
     os.replace(tmp, path)  # atomic: never a half-written file under the final name
 
 
+def open_read(path):
+    """A seekable binary file object: a local file, or a ranged-read reader for gs://.
+
+    Readers that seek (soundfile) then fetch only the byte ranges they read from GCS.
+    """
+    if is_gcs(path):
+        blob = _blob(path)
+        if not blob.exists():
+            raise UMXError(f"{path}: no such file")
+        return blob.open("rb")
+    try:
+        return open(path, "rb")
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        raise UMXError(f"{path}: no such file") from exc
+
+
+def list_dirs(prefix):
+    """Names of the immediate subdirectories of a directory (local or gs://), sorted."""
+    if is_gcs(prefix):
+        bucket, key = split_gcs(prefix)
+        key = key.rstrip("/") + "/" if key else ""
+        names = {b.name[len(key) :].split("/", 1)[0] for b in client().list_blobs(bucket, prefix=key)
+                 if "/" in b.name[len(key) :]}
+        return sorted(names)
+    if not os.path.isdir(prefix):
+        raise UMXError(f"{prefix}: no such directory")
+    return sorted(d for d in os.listdir(prefix) if os.path.isdir(os.path.join(prefix, d)))
+
+
 def list_files(prefix):
     """Every file below a directory (recursively), as full paths."""
     if is_gcs(prefix):

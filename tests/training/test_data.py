@@ -1,0 +1,138 @@
+"""FixedSourcesTrackFolderDataset and the synthetic dataset generator."""
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from training.data import FixedSourcesTrackFolderDataset
+from training.synthesize import synthesize
+from umx_core import storage
+from umx_core.errors import UMXError
+
+TARGETS = ["vocals", "drums", "bass"]
+RATE = 8000
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("data"))
+    synthesize(out, tracks=5, targets=TARGETS, duration=2.0, rate=RATE, seed=1)
+    return out
+
+
+def dataset(root, **kwargs):
+    kwargs = {"targets": TARGETS, "seq_duration": 0.5, "samples_per_track": 3, "seed": 7, **kwargs}
+    return FixedSourcesTrackFolderDataset(root, **kwargs)
+
+
+def digest(folder):
+    return hashlib.sha256(b"".join(open(p, "rb").read() for p in storage.list_files(folder))).hexdigest()
+
+
+def test_synthesize_is_deterministic_and_in_layout(root, tmp_path):
+    assert len(os.listdir(os.path.join(root, "train"))) == 4 and len(os.listdir(os.path.join(root, "valid"))) == 1
+    again = str(tmp_path / "again")
+    synthesize(again, tracks=5, targets=TARGETS, duration=2.0, rate=RATE, seed=1)
+    assert digest(root) == digest(again)
+    other = str(tmp_path / "other")
+    synthesize(other, tracks=5, targets=TARGETS, duration=2.0, rate=RATE, seed=2)
+    assert digest(root) != digest(other)
+
+
+def test_excerpts_are_slices_of_the_files(root):
+    ds = dataset(root, gain_range=None, channel_swap=False)
+    for epoch, index in ((0, 0), (1, 5), (0, 11)):
+        mixture, stems = ds.load(epoch, index)
+        for j, (track, start, gain, swap) in enumerate(ds.plan(epoch, index)):
+            whole = sf.read(ds.tracks[track].paths[TARGETS[j]], dtype="float32", always_2d=True)[0].T
+            np.testing.assert_array_equal(stems[j], whole[:, start : start + ds.seq_frames])
+            assert track == index // 3 and gain == 1.0 and not swap
+        np.testing.assert_allclose(mixture, stems.sum(axis=0), atol=1e-6)
+        assert stems.shape == (3, 2, 4000)
+
+
+def test_tf_data_stream_is_deterministic_under_a_seed(root):
+    def take(ds, epoch=0):
+        return [(m.numpy(), s.numpy()) for m, s in ds.dataset(epoch).take(6)]
+
+    a, b = take(dataset(root)), take(dataset(root))
+    for (ma, sa), (mb, sb) in zip(a, b):
+        np.testing.assert_array_equal(ma, mb)
+        np.testing.assert_array_equal(sa, sb)
+    assert not np.array_equal(a[0][0], take(dataset(root, seed=8))[0][0])
+    assert not np.array_equal(a[0][0], take(dataset(root), epoch=1)[0][0])
+    assert len(dataset(root)) == 12 and sum(1 for _ in dataset(root).dataset()) == 12
+
+
+def test_gains_are_in_range_and_per_target(root):
+    ds = dataset(root, gain_range=(0.5, 0.9), channel_swap=False)
+    gains = []
+    for index in range(12):
+        _, stems = ds.load(0, index)
+        plain = dataset(root, gain_range=None, channel_swap=False)
+        _, reference = plain.load(0, index)
+        for j, (_, _, gain, _) in enumerate(ds.plan(0, index)):
+            assert 0.5 <= gain <= 0.9
+            np.testing.assert_allclose(stems[j], np.float32(gain) * reference[j], atol=1e-6)
+            gains.append(gain)
+    assert np.std(gains) > 0.05  # different gains, not one constant
+
+
+def test_channel_swap_swaps(root):
+    ds = dataset(root, gain_range=None, channel_swap=True)
+    plain = dataset(root, gain_range=None, channel_swap=False)
+    swapped = 0
+    for index in range(12):
+        _, stems = ds.load(0, index)
+        _, reference = plain.load(0, index)
+        for j, (_, _, _, swap) in enumerate(ds.plan(0, index)):
+            np.testing.assert_array_equal(stems[j], reference[j][::-1] if swap else reference[j])
+            swapped += swap
+    assert 0 < swapped < 36
+
+
+def test_track_mixing_mixes_different_samples(root):
+    ds = dataset(root, random_track_mix=True)
+    plans = [ds.plan(0, i) for i in range(12)]
+    assert any(len({track for track, *_ in plan}) > 1 for plan in plans)
+    assert all(len({track for track, *_ in dataset(root).plan(0, i)}) == 1 for i in range(12))
+
+
+def test_validation_yields_whole_unaugmented_tracks(root):
+    ds = dataset(root, split="valid")
+    (mixture, stems), = [(m.numpy(), s.numpy()) for m, s in ds.dataset()]
+    whole = sf.read(ds.tracks[0].paths["drums"], dtype="float32", always_2d=True)[0].T
+    np.testing.assert_array_equal(stems[1], whole)
+    assert mixture.shape == (2, 2 * RATE)
+
+
+def test_malformed_dataset_names_every_offending_sample(tmp_path):
+    out = str(tmp_path / "bad")
+    synthesize(out, tracks=6, targets=TARGETS, duration=1.0, rate=RATE, seed=3)
+    train = os.path.join(out, "train")
+    os.remove(os.path.join(train, "track0000", "bass.wav"))
+    sf.write(os.path.join(train, "track0001", "drums.wav"), np.zeros((RATE // 2, 2), np.float32), RATE)
+    sf.write(os.path.join(train, "track0002", "vocals.wav"), np.zeros((RATE, 2), np.float32), 16000)
+    with open(os.path.join(train, "track0003", "vocals.wav"), "w") as f:
+        f.write("not audio")
+    with pytest.raises(UMXError) as err:
+        dataset(out, seq_duration=0.5)
+    message = str(err.value)
+    for name, problem in (("track0000", "missing bass"), ("track0001", "differ"), ("track0002", "differ"),
+                          ("track0003", "unreadable")):
+        assert f"{name}: " in message and problem in message
+    assert "track0004" not in message
+
+
+def test_dataset_on_gcs(root, gcs_emulator):
+    remote = f"gs://{gcs_emulator}/datasets/synthetic"
+    storage.upload_dir(root, remote)
+    local = dataset(root)
+    remote_ds = dataset(remote)
+    assert [t.name for t in remote_ds.tracks] == [t.name for t in local.tracks]
+    for index in (0, 7):
+        for a, b in zip(remote_ds.load(2, index), local.load(2, index)):
+            np.testing.assert_array_equal(a, b)

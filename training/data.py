@@ -1,0 +1,177 @@
+"""FixedSourcesTrackFolderDataset: streaming tf.data excerpts from `root/{train,valid}/<sample>/<target>.<ext>`.
+
+Examples are `(mixture, targets)`: float32 `(channels, samples)` and `(targets, channels,
+samples)`, the mixture being the sum of the (augmented) targets. Training excerpts are read
+by seeking into each file, so nothing is decoded whole and nothing is preprocessed; the
+random choices of example `i` in epoch `e` come from a generator seeded with
+`(seed, e, i)`, so the stream is the same however many parallel readers produce it.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from umx_core import audio, storage
+from umx_core.errors import UMXError
+
+
+@dataclasses.dataclass(frozen=True)
+class Track:
+    """One sample folder: a file per target, all of `frames` samples at `sample_rate`."""
+
+    name: str
+    paths: dict
+    frames: int
+    sample_rate: int
+    channels: int
+
+
+def _sample_problems(folder, targets):
+    """(Track or None, [problems]) for one sample folder."""
+    files = {}
+    for path in storage.list_files(folder):
+        stem = os.path.splitext(path.rstrip("/").split("/")[-1])[0]
+        files.setdefault(stem, path)
+    missing = [t for t in targets if t not in files]
+    if missing:
+        return None, [f"missing {', '.join(missing)}"]
+    infos, problems = {}, []
+    for target in targets:
+        try:
+            infos[target] = audio.info(files[target])
+        except UMXError as exc:
+            problems.append(f"{target}: unreadable ({exc})")
+    if problems:
+        return None, problems
+    shapes = {(i.sample_rate, i.frames, i.channels) for i in infos.values()}
+    if len(shapes) > 1:
+        detail = ", ".join(f"{t} {i.frames} samples at {i.sample_rate} Hz x{i.channels}" for t, i in infos.items())
+        return None, [f"targets differ: {detail}"]
+    first = infos[targets[0]]
+    paths = {t: files[t] for t in targets}
+    return Track(folder.rstrip("/").split("/")[-1], paths, first.frames, first.sample_rate, first.channels), []
+
+
+def index_split(root, split, targets, min_seconds=0.0, sample_rate=None):
+    """Every sample of `root/split`, validated; one UMXError naming every offending sample.
+
+    Args:
+        min_seconds: samples shorter than this are reported too (training excerpts need it).
+        sample_rate: the rate every sample must have (None: any, but the same for all).
+    """
+    base = storage.join(root, split)
+    names = storage.list_dirs(base)
+    if not names:
+        raise UMXError(f"{base}: no sample folders")
+    tracks, problems = [], []
+    for name in names:
+        track, issues = _sample_problems(storage.join(base, name), list(targets))
+        if track is not None:
+            if track.frames < min_seconds * track.sample_rate:
+                issues.append(f"{track.frames / track.sample_rate:.2f} s, shorter than an excerpt ({min_seconds} s)")
+            if sample_rate is not None and track.sample_rate != sample_rate:
+                issues.append(f"sample rate {track.sample_rate} Hz, the dataset's is {sample_rate} Hz")
+        problems.extend(f"  {name}: {issue}" for issue in issues)
+        if track is not None and not issues:
+            tracks.append(track)
+    rates = {t.sample_rate for t in tracks}
+    if len(rates) > 1 and not problems:
+        problems.append(f"  samples have different sample rates: {sorted(rates)}")
+    if problems:
+        raise UMXError(f"dataset {base} is malformed ({len(problems)} problem(s)):\n" + "\n".join(problems))
+    return tracks
+
+
+class FixedSourcesTrackFolderDataset:
+    """Random excerpts (train) or whole tracks (valid) of a fixed set of target stems.
+
+    Args:
+        root: dataset root, local or gs://.
+        split: "train" (random, augmented excerpts) or "valid" (whole tracks, unaugmented).
+        targets: target names; every sample has one file per target.
+        seq_duration: excerpt length in seconds (train).
+        samples_per_track: excerpts per track per epoch (train).
+        random_track_mix: each target's excerpt from an independently drawn sample and start.
+        gain_range: `(low, high)` uniform per-target gain, or None for no gain augmentation.
+        channel_swap: swap the two channels of a target with probability 0.5.
+        seed: the seed of every random choice.
+        sample_rate: required sample rate (None: whatever the files share).
+    """
+
+    def __init__(self, root, split="train", targets=("vocals", "drums", "bass", "other"), seq_duration=6.0,
+                 samples_per_track=64, random_track_mix=False, gain_range=(0.25, 1.25), channel_swap=True,
+                 seed=42, sample_rate=None):
+        self.root, self.split, self.targets = root, split, list(targets)
+        self.train = split == "train"
+        self.seq_duration = seq_duration
+        self.samples_per_track = int(samples_per_track)
+        self.random_track_mix = bool(random_track_mix)
+        self.gain_range = tuple(gain_range) if gain_range else None
+        self.channel_swap = bool(channel_swap)
+        self.seed = int(seed)
+        min_seconds = seq_duration if self.train and seq_duration else 0.0
+        self.tracks = index_split(root, split, self.targets, min_seconds, sample_rate)
+        self.sample_rate = self.tracks[0].sample_rate
+        self.channels = self.tracks[0].channels
+        self.seq_frames = int(round(seq_duration * self.sample_rate)) if seq_duration else None
+
+    def __len__(self):
+        return len(self.tracks) * self.samples_per_track if self.train else len(self.tracks)
+
+    def plan(self, epoch, index):
+        """The random choices of one training example: per target (track, start, gain, swap)."""
+        rng = np.random.default_rng([self.seed, epoch, index])
+        own = index // self.samples_per_track
+        shared_start = None
+        choices = []
+        for _ in self.targets:
+            track = int(rng.integers(len(self.tracks))) if self.random_track_mix else own
+            span = self.tracks[track].frames - self.seq_frames
+            if self.random_track_mix or shared_start is None:
+                start = int(rng.integers(span + 1))
+                shared_start = start
+            gain = float(rng.uniform(*self.gain_range)) if self.gain_range else 1.0
+            swap = bool(self.channel_swap and self.channels == 2 and rng.random() < 0.5)
+            choices.append((track, start if self.random_track_mix else shared_start, gain, swap))
+        return choices
+
+    def load(self, epoch, index):
+        """One example as numpy: `(mixture (C, S), targets (J, C, S))`."""
+        if not self.train:
+            track = self.tracks[index]
+            stems = np.stack([audio.read(track.paths[t]) for t in self.targets])
+            return stems.sum(axis=0), stems
+        stems = []
+        for target, (track, start, gain, swap) in zip(self.targets, self.plan(epoch, index)):
+            excerpt = audio.read(self.tracks[track].paths[target], start, self.seq_frames) * np.float32(gain)
+            stems.append(excerpt[::-1] if swap else excerpt)
+        stems = np.stack(stems)
+        return stems.sum(axis=0), stems
+
+    def dataset(self, epoch=0, shuffle=True):
+        """A `tf.data.Dataset` of `(mixture, targets)`, read in parallel, deterministic order.
+
+        Training examples are visited in an order shuffled by `(seed, epoch)`; validation
+        tracks in folder order, whole.
+        """
+        order = np.arange(len(self))
+        if self.train and shuffle:
+            # keyed by len(self), which no example index equals: its own stream
+            np.random.default_rng([self.seed, epoch, len(self)]).shuffle(order)
+        frames = self.seq_frames if self.train else None
+        channels, nb_targets = self.channels, len(self.targets)
+
+        def read(index):
+            mixture, stems = tf.numpy_function(
+                lambda i: self.load(epoch, int(i)), [index], (tf.float32, tf.float32), stateful=False
+            )
+            mixture.set_shape((channels, frames))
+            stems.set_shape((nb_targets, channels, frames))
+            return mixture, stems
+
+        return (
+            tf.data.Dataset.from_tensor_slices(order)
+            .map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        )
