@@ -175,3 +175,34 @@ class FixedSourcesTrackFolderDataset:
             tf.data.Dataset.from_tensor_slices(order)
             .map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         )
+
+
+def input_statistics(dataset, n_fft=4096, n_hop=1024):
+    """Per-bin mean and scale of the training mixtures' magnitudes, for the model's input scaler.
+
+    As open-unmix's `get_statistics`: whole training tracks, unaugmented, STFT with
+    `center=False`, magnitudes averaged over channels; the scale is the standard deviation
+    floored at 1e-4 of its maximum. Streamed: one track at a time, accumulated in float64.
+
+    Args:
+        dataset: a training `FixedSourcesTrackFolderDataset` (only its track list is used).
+    Returns:
+        `(mean, scale)`, float32 arrays of `n_fft // 2 + 1` bins.
+    """
+    from umx_core.transforms import STFTLayer
+
+    stft = STFTLayer(n_fft, n_hop, center=False)
+    count, total, squares = 0, 0.0, 0.0
+    for track in dataset.tracks:
+        mixture = sum(audio.read(track.paths[t]) for t in dataset.targets)  # (channels, samples)
+        if mixture.shape[-1] < n_fft:
+            continue
+        magnitude = tf.reduce_mean(tf.abs(stft(mixture[None])), axis=-1)[0].numpy().astype(np.float64)
+        count += magnitude.shape[0]
+        total = total + magnitude.sum(axis=0)
+        squares = squares + np.square(magnitude).sum(axis=0)
+    if not count:
+        raise UMXError(f"{dataset.root}: no training track is longer than n_fft = {n_fft} samples")
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - np.square(mean), 0.0))
+    return mean.astype(np.float32), np.maximum(std, 1e-4 * std.max()).astype(np.float32)

@@ -136,3 +136,22 @@ def test_dataset_on_gcs(root, gcs_emulator):
     for index in (0, 7):
         for a, b in zip(remote_ds.load(2, index), local.load(2, index)):
             np.testing.assert_array_equal(a, b)
+
+
+def test_input_statistics_match_a_torch_reference(root):
+    import torch
+
+    from training.data import input_statistics
+
+    ds = dataset(root)
+    mean, scale = input_statistics(ds, n_fft=512, n_hop=128)
+    frames = []
+    for track in ds.tracks:
+        mixture = sum(sf.read(track.paths[t], dtype="float32", always_2d=True)[0].T for t in TARGETS)
+        spec = torch.stft(torch.from_numpy(mixture), 512, 128, window=torch.hann_window(512), center=False,
+                          return_complex=True).abs().mean(0)  # (bins, frames), channels averaged
+        frames.append(spec.numpy().T)
+    frames = np.concatenate(frames)
+    std = frames.std(axis=0)
+    np.testing.assert_allclose(mean, frames.mean(axis=0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(scale, np.maximum(std, 1e-4 * std.max()), rtol=1e-3, atol=1e-6)
