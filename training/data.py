@@ -124,17 +124,15 @@ class FixedSourcesTrackFolderDataset:
         """The random choices of one training example: per target (track, start, gain, swap)."""
         rng = np.random.default_rng([self.seed, epoch, index])
         own = index // self.samples_per_track
-        shared_start = None
+        start = None
         choices = []
         for _ in self.targets:
             track = int(rng.integers(len(self.tracks))) if self.random_track_mix else own
-            span = self.tracks[track].frames - self.seq_frames
-            if self.random_track_mix or shared_start is None:
-                start = int(rng.integers(span + 1))
-                shared_start = start
+            if self.random_track_mix or start is None:  # one start for all targets unless mixing
+                start = int(rng.integers(self.tracks[track].frames - self.seq_frames + 1))
             gain = float(rng.uniform(*self.gain_range)) if self.gain_range else 1.0
             swap = bool(self.channel_swap and self.channels == 2 and rng.random() < 0.5)
-            choices.append((track, start if self.random_track_mix else shared_start, gain, swap))
+            choices.append((track, start, gain, swap))
         return choices
 
     def load(self, epoch, index):

@@ -86,16 +86,23 @@ def write_bytes(path, data):
     os.replace(tmp, path)  # atomic: never a half-written file under the final name
 
 
+# bytes a gs:// reader fetches per request: about one excerpt; the library default (40 MiB)
+# would fetch most of a track for its header
+READ_CHUNK = 1 << 20
+
+
 def open_read(path):
     """A seekable binary file object: a local file, or a ranged-read reader for gs://.
 
-    Readers that seek (soundfile) then fetch only the byte ranges they read from GCS.
+    Readers that seek (soundfile) then fetch only the byte ranges they read from GCS,
+    in requests of `READ_CHUNK` bytes.
     """
     if is_gcs(path):
-        blob = _blob(path)
-        if not blob.exists():
+        bucket, key = split_gcs(path)
+        blob = client().bucket(bucket).get_blob(key)  # one request; its size serves seeks from the end
+        if blob is None:
             raise UMXError(f"{path}: no such file")
-        return blob.open("rb")
+        return blob.open("rb", chunk_size=READ_CHUNK)
     try:
         return open(path, "rb")
     except (FileNotFoundError, IsADirectoryError) as exc:
