@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OPENUNMIX := openunmix==1.3.0
 
-.PHONY: venv test system-deps bench lock clean example
+.PHONY: venv test system-deps bench lock clean example demo-data demo-models
 
 $(STAMP): setup.py requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +38,30 @@ clean:
 # the Python API example (README): separate a generated mixture, stems into example_output/
 example: venv
 	$(BIN)/python examples/api_example.py example_output
+
+# --- the shipped demo models (umx_core/models/demo-*) --------------------------------------
+# Renders General MIDI arrangements through fluidsynth (64 train/valid + 10 test tracks of 20 s,
+# 44.1 kHz, seed 2026), trains demo-5stems and demo-2stems on them, evaluates on the test tracks
+# and copies the exported separators into the package. About 2 h on 2 CPU cores.
+DEMO := build/demo
+DEMO_SEED := 2026
+SOUNDFONT_DEPS := fluidsynth fluid-soundfont-gm
+
+$(DEMO)/data/%/.done: | venv
+	@command -v fluidsynth >/dev/null || { apt-get update -qq && apt-get install -y -qq $(SOUNDFONT_DEPS) >/dev/null; }
+	$(BIN)/python -m training.synthesize --renderer fluidsynth --out $(DEMO)/data/$* --tracks 64 --test-tracks 10 \
+		--duration 20 --rate 44100 --seed $(DEMO_SEED) \
+		--targets $(if $(filter 5stems,$*),vocals bass drums guitar other,vocals accompaniment)
+	touch $@
+
+demo-data: $(DEMO)/data/5stems/.done $(DEMO)/data/2stems/.done
+
+demo-model-%: $(DEMO)/data/%/.done system-deps
+	$(BIN)/python -m training.train --profile demo-$* --root $(DEMO)/data/$* --output $(DEMO)/runs/demo-$*
+	$(BIN)/python -m training.evaluate --model $(DEMO)/runs/demo-$*/separator --root $(DEMO)/data/$* \
+		--split test --baselines --out $(DEMO)/runs/demo-$*/eval
+	rm -rf umx_core/models/demo-$* && mkdir -p umx_core/models
+	cp -r $(DEMO)/runs/demo-$*/separator umx_core/models/demo-$*
+	cp $(DEMO)/runs/demo-$*/eval/summary.json umx_core/models/demo-$*/evaluation.json
+
+demo-models: demo-model-5stems demo-model-2stems

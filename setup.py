@@ -15,6 +15,16 @@ RUNTIME = [
     "soundfile==0.14.0",
     "soxr==1.1.0",
     "numpy==2.4.6",
+    # training: TensorBoard summaries (tf.summary needs the package; TF does not pull it in)
+    "tensorboard==2.21.0",
+    # training.render: MIDI for the fluidsynth-rendered demo datasets
+    "mido==1.3.3",
+]
+
+# `python -m training.evaluate`: BSS Eval v4 and the SDR plot.
+EVAL = [
+    "museval==0.4.1",
+    "matplotlib==3.11.2",
 ]
 
 # Test references. The `openunmix` package is installed by the Makefile with --no-deps:
@@ -23,10 +33,9 @@ TEST = [
     "pytest==9.2.0",
     "torch==2.13.0",
     "norbert==0.2.1",
-    "museval==0.4.1",
     "gcp-storage-emulator==2026.7.19",
     "scipy==1.17.1",
-]
+] + EVAL
 
 setup(
     name="umx-tf",
@@ -35,6 +44,7 @@ setup(
     packages=find_packages(include=["umx_core", "umx_core.*", "training", "training.*", "pipelines", "pipelines.*"]),
     python_requires=">=3.11,<3.12",
     install_requires=RUNTIME,
-    extras_require={"test": TEST},
+    extras_require={"test": TEST, "eval": EVAL},
+    package_data={"training": ["profiles/*.json"], "umx_core": ["models/*/*", "models/*/*/*"]},
     license="MIT",
 )

@@ -1,7 +1,9 @@
 """FixedSourcesTrackFolderDataset: streaming tf.data excerpts from `root/{train,valid}/<sample>/<target>.<ext>`.
 
 Examples are `(mixture, targets)`: float32 `(channels, samples)` and `(targets, channels,
-samples)`, the mixture being the sum of the (augmented) targets. Training excerpts are read
+samples)`, the mixture being the sum of the (augmented) targets and interferers (the other
+stems of the sample, as open-unmix's `interferer_files`, so a single-target model still learns
+from the full mixture). Training excerpts are read
 by seeking into each file, so nothing is decoded whole and nothing is preprocessed; the
 random choices of example `i` in epoch `e` come from a generator seeded with
 `(seed, e, i)`, so the stream is the same however many parallel readers produce it.
@@ -19,7 +21,7 @@ from umx_core.errors import UMXError
 
 @dataclasses.dataclass(frozen=True)
 class Track:
-    """One sample folder: a file per target, all of `frames` samples at `sample_rate`."""
+    """One sample folder: a file per source (targets and interferers), all of `frames` samples at `sample_rate`."""
 
     name: str
     paths: dict
@@ -28,12 +30,22 @@ class Track:
     channels: int
 
 
-def _sample_problems(folder, targets):
-    """(Track or None, [problems]) for one sample folder."""
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
+
+
+def stem_files(folder):
+    """`{stem name: path}` of the audio files in one sample folder."""
     files = {}
     for path in storage.list_files(folder):
-        stem = os.path.splitext(path.rstrip("/").split("/")[-1])[0]
-        files.setdefault(stem, path)
+        stem, ext = os.path.splitext(path.rstrip("/").split("/")[-1])
+        if ext.lower() in AUDIO_EXTENSIONS:
+            files.setdefault(stem, path)
+    return files
+
+
+def _sample_problems(folder, targets):
+    """(Track or None, [problems]) for one sample folder."""
+    files = stem_files(folder)
     missing = [t for t in targets if t not in files]
     if missing:
         return None, [f"missing {', '.join(missing)}"]
@@ -48,7 +60,7 @@ def _sample_problems(folder, targets):
     shapes = {(i.sample_rate, i.frames, i.channels) for i in infos.values()}
     if len(shapes) > 1:
         detail = ", ".join(f"{t} {i.frames} samples at {i.sample_rate} Hz x{i.channels}" for t, i in infos.items())
-        return None, [f"targets differ: {detail}"]
+        return None, [f"stems differ: {detail}"]
     first = infos[targets[0]]
     paths = {t: files[t] for t in targets}
     return Track(folder.rstrip("/").split("/")[-1], paths, first.frames, first.sample_rate, first.channels), []
@@ -91,6 +103,9 @@ class FixedSourcesTrackFolderDataset:
         root: dataset root, local or gs://.
         split: "train" (random, augmented excerpts) or "valid" (whole tracks, unaugmented).
         targets: target names; every sample has one file per target.
+        interferers: other stems summed into the mixture (augmented like the targets) but not
+            estimated; None: every stem of the first sample that is not a target (a file named
+            `mixture` is never a stem); `()`: none.
         seq_duration: excerpt length in seconds (train).
         samples_per_track: excerpts per track per epoch (train).
         random_track_mix: each target's excerpt from an independently drawn sample and start.
@@ -98,12 +113,21 @@ class FixedSourcesTrackFolderDataset:
         channel_swap: swap the two channels of a target with probability 0.5.
         seed: the seed of every random choice.
         sample_rate: required sample rate (None: whatever the files share).
+        valid_chunk: validation in consecutive chunks of this many seconds (the remainder of a
+            track is dropped unless the track is shorter than one chunk); None: whole tracks.
     """
 
     def __init__(self, root, split="train", targets=("vocals", "drums", "bass", "other"), seq_duration=6.0,
                  samples_per_track=64, random_track_mix=False, gain_range=(0.25, 1.25), channel_swap=True,
-                 seed=42, sample_rate=None):
+                 seed=42, sample_rate=None, valid_chunk=None, interferers=None):
         self.root, self.split, self.targets = root, split, list(targets)
+        if interferers is None:
+            base = storage.join(root, split)
+            first = storage.list_dirs(base)[:1]
+            found = stem_files(storage.join(base, first[0])) if first else {}
+            interferers = sorted(set(found) - set(self.targets) - {"mixture"})
+        self.interferers = [s for s in interferers if s not in self.targets]
+        self.sources = self.targets + self.interferers
         self.train = split == "train"
         self.seq_duration = seq_duration
         self.samples_per_track = int(samples_per_track)
@@ -112,21 +136,34 @@ class FixedSourcesTrackFolderDataset:
         self.channel_swap = bool(channel_swap)
         self.seed = int(seed)
         min_seconds = seq_duration if self.train and seq_duration else 0.0
-        self.tracks = index_split(root, split, self.targets, min_seconds, sample_rate)
+        self.tracks = index_split(root, split, self.sources, min_seconds, sample_rate)
         self.sample_rate = self.tracks[0].sample_rate
         self.channels = self.tracks[0].channels
         self.seq_frames = int(round(seq_duration * self.sample_rate)) if seq_duration else None
+        # validation items: (track, start, frames); frames None reads to the end
+        self.items = []
+        chunk = int(round(valid_chunk * self.sample_rate)) if valid_chunk else None
+        for k, track in enumerate(self.tracks):
+            if chunk is None or track.frames < chunk:
+                self.items.append((k, 0, None))
+            else:
+                self.items.extend((k, start, chunk) for start in range(0, track.frames - chunk + 1, chunk))
 
     def __len__(self):
-        return len(self.tracks) * self.samples_per_track if self.train else len(self.tracks)
+        return len(self.tracks) * self.samples_per_track if self.train else len(self.items)
 
     def plan(self, epoch, index):
-        """The random choices of one training example: per target (track, start, gain, swap)."""
+        """The random choices of one training example: per source (track, start, gain, swap),
+        targets first, then interferers.
+
+        Indices past `len(self)` wrap around the tracks with fresh random choices, so an
+        epoch may hold more excerpts than `samples_per_track` per track.
+        """
         rng = np.random.default_rng([self.seed, epoch, index])
-        own = index // self.samples_per_track
+        own = (index // self.samples_per_track) % len(self.tracks)
         start = None
         choices = []
-        for _ in self.targets:
+        for _ in self.sources:
             track = int(rng.integers(len(self.tracks))) if self.random_track_mix else own
             if self.random_track_mix or start is None:  # one start for all targets unless mixing
                 start = int(rng.integers(self.tracks[track].frames - self.seq_frames + 1))
@@ -138,26 +175,37 @@ class FixedSourcesTrackFolderDataset:
     def load(self, epoch, index):
         """One example as numpy: `(mixture (C, S), targets (J, C, S))`."""
         if not self.train:
-            track = self.tracks[index]
-            stems = np.stack([audio.read(track.paths[t]) for t in self.targets])
-            return stems.sum(axis=0), stems
+            k, start, frames = self.items[index]
+            track = self.tracks[k]
+            stems = np.stack([audio.read(track.paths[t], start, -1 if frames is None else frames)
+                              for t in self.sources])
+            return stems.sum(axis=0), stems[: len(self.targets)]
         stems = []
-        for target, (track, start, gain, swap) in zip(self.targets, self.plan(epoch, index)):
-            excerpt = audio.read(self.tracks[track].paths[target], start, self.seq_frames) * np.float32(gain)
+        for source, (track, start, gain, swap) in zip(self.sources, self.plan(epoch, index)):
+            excerpt = audio.read(self.tracks[track].paths[source], start, self.seq_frames) * np.float32(gain)
             stems.append(excerpt[::-1] if swap else excerpt)
         stems = np.stack(stems)
-        return stems.sum(axis=0), stems
+        return stems.sum(axis=0), stems[: len(self.targets)]
 
-    def dataset(self, epoch=0, shuffle=True):
+    def dataset(self, epoch=0, shuffle=True, size=None, start=0, shard=None):
         """A `tf.data.Dataset` of `(mixture, targets)`, read in parallel, deterministic order.
 
         Training examples are visited in an order shuffled by `(seed, epoch)`; validation
-        tracks in folder order, whole.
+        items (whole tracks or chunks) in folder order.
+
+        Args:
+            size: examples in the epoch (training; default `len(self)`).
+            start: skip the first `start` examples of the epoch's order (to resume mid-epoch).
+            shard: `(count, index)`: only every `count`-th example from `index`, after `start`
+                (one input pipeline of several workers), so each worker reads only its own.
         """
-        order = np.arange(len(self))
+        order = np.arange(size if (size and self.train) else len(self))
         if self.train and shuffle:
-            # keyed by len(self), which no example index equals: its own stream
-            np.random.default_rng([self.seed, epoch, len(self)]).shuffle(order)
+            # keyed by -1, which no example index equals: its own stream
+            np.random.default_rng([self.seed, epoch, 2**32 - 1]).shuffle(order)
+        order = order[start:]
+        if shard is not None:
+            order = order[shard[1] :: shard[0]]
         frames = self.seq_frames if self.train else None
         channels, nb_targets = self.channels, len(self.targets)
 
@@ -192,7 +240,7 @@ def input_statistics(dataset, n_fft=4096, n_hop=1024):
     stft = STFTLayer(n_fft, n_hop, center=False)
     count, total, squares = 0, 0.0, 0.0
     for track in dataset.tracks:
-        mixture = sum(audio.read(track.paths[t]) for t in dataset.targets)  # (channels, samples)
+        mixture = sum(audio.read(track.paths[s]) for s in dataset.sources)  # (channels, samples)
         if mixture.shape[-1] < n_fft:
             continue
         magnitude = tf.reduce_mean(tf.abs(stft(mixture[None])), axis=-1)[0].numpy().astype(np.float64)

@@ -1,9 +1,15 @@
-"""A deterministic synthetic multi-stem dataset in the track-folder layout, numpy only.
+"""A deterministic synthetic multi-stem dataset in the track-folder layout.
 
 `python -m training.synthesize --out DIR --tracks N --targets vocals drums bass other`
-writes `DIR/{train,valid}/<track>/<target>.wav`. Each target has its own kind of sound
-(a vibrato voice, noise-burst drums, a low bass line, plucked harmonic tones), so the
-stems are separable; the same seed gives the same files.
+writes `DIR/{train,valid}/<track>/<target>.wav` (and `DIR/test/` with `--test-tracks`).
+Two renderers:
+
+- `numpy` (default, no system packages; what the tests use): each target has its own kind
+  of sound (a vibrato voice, noise-burst drums, a low bass line, plucked harmonic tones).
+- `fluidsynth`: songs arranged for real General MIDI instruments (`training/render.py`);
+  targets from vocals, bass, drums, guitar, other, accompaniment.
+
+The same seed gives the same files.
 """
 
 import argparse
@@ -52,20 +58,40 @@ def kind_of(target, index):
     return DEFAULT_KINDS.get(target, KINDS[(index + 3) % len(KINDS)])
 
 
+def _numpy_stems(targets, seed, index, duration, rate):
+    stems = {}
+    for j, target in enumerate(targets):
+        rng = np.random.default_rng([seed, index, j])
+        mono = _render(kind_of(target, j), rng, duration, rate)
+        pan = rng.uniform(0.3, 0.7)
+        stems[target] = np.stack([mono * (1 - pan), mono * pan], axis=1) * 2
+    return stems
+
+
 def synthesize(out, tracks=8, targets=("vocals", "drums", "bass", "other"), duration=10.0, rate=44100,
-               valid_fraction=0.25, seed=0):
-    """Write a stereo dataset; returns the list of track folders written."""
+               valid_fraction=0.25, seed=0, renderer="numpy", test_tracks=0):
+    """Write a stereo dataset; returns the list of track folders written.
+
+    Tracks `0 .. tracks-1` go to train/ and valid/ (the last `valid_fraction`), then
+    `test_tracks` more to test/, held out from both.
+    """
+    if renderer == "fluidsynth":
+        from training import render
+
+        render.targets_supported(targets)
+    elif renderer != "numpy":
+        raise ValueError(f"renderer must be 'numpy' or 'fluidsynth', got {renderer!r}")
     written = []
     nb_valid = max(1, int(round(tracks * valid_fraction))) if tracks > 1 else 0
-    for index in range(tracks):
-        split = "valid" if index >= tracks - nb_valid else "train"
+    for index in range(tracks + test_tracks):
+        split = "test" if index >= tracks else "valid" if index >= tracks - nb_valid else "train"
         folder = os.path.join(out, split, f"track{index:04d}")
         os.makedirs(folder, exist_ok=True)
-        for j, target in enumerate(targets):
-            rng = np.random.default_rng([seed, index, j])
-            mono = _render(kind_of(target, j), rng, duration, rate)
-            pan = rng.uniform(0.3, 0.7)
-            stereo = np.stack([mono * (1 - pan), mono * pan], axis=1) * 2
+        if renderer == "numpy":
+            stems = _numpy_stems(targets, seed, index, duration, rate)
+        else:
+            stems = render.stems_for(targets, render.render_track(seed, index, duration, rate))
+        for target, stereo in stems.items():
             sf.write(os.path.join(folder, f"{target}.wav"), stereo.astype(np.float32), rate, subtype="PCM_16")
         written.append(folder)
     return written
@@ -79,8 +105,12 @@ def main(argv=None):
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per track")
     parser.add_argument("--rate", type=int, default=44100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--test-tracks", type=int, default=0, help="extra held-out tracks written to test/")
+    parser.add_argument("--renderer", choices=("numpy", "fluidsynth"), default="numpy",
+                        help="numpy tones (no system packages) or General MIDI songs through fluidsynth")
     args = parser.parse_args(argv)
-    folders = synthesize(args.out, args.tracks, args.targets, args.duration, args.rate, seed=args.seed)
+    folders = synthesize(args.out, args.tracks, args.targets, args.duration, args.rate, seed=args.seed,
+                         renderer=args.renderer, test_tracks=args.test_tracks)
     print(f"wrote {len(folders)} tracks x {len(args.targets)} targets to {args.out}")
 
 

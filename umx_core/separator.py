@@ -26,6 +26,8 @@ from umx_core.version import code_version
 
 CONFIG_NAME = "separator.json"
 MODEL_NAME = "model.keras"
+# beside saved_model.pb: the separator settings and the UMX config (TF leaves assets.extra alone)
+SAVED_MODEL_CONFIG = os.path.join("assets.extra", CONFIG_NAME)
 FORMAT = "umx_core.separator/1"
 
 
@@ -349,11 +351,33 @@ class Separator:
         return {key: sum(named[s] for s in parts) for key, parts in aggregate_dict.items()}
 
     # --- persistence ----------------------------------------------------------
-    def save(self, path):
-        """Write `separator.json` (settings, code version) and `model.keras` to a directory, local or gs://."""
+    def save(self, path, metadata=None):
+        """Write `separator.json` (settings, code version) and `model.keras` to a directory, local or gs://.
+
+        Args:
+            metadata: optional JSON-serialisable dict stored in `separator.json` (e.g. the
+                training configuration under "training").
+        """
         with tempfile.TemporaryDirectory(prefix="umx-save-") as tmp:
             self.model.save(os.path.join(tmp, MODEL_NAME))
             with open(os.path.join(tmp, CONFIG_NAME), "w") as f:
-                json.dump(self.config(), f, indent=2)
+                json.dump({**(metadata or {}), **self.config()}, f, indent=2)
+            storage.upload_dir(tmp, path)
+        return path
+
+    def export(self, path, metadata=None):
+        """Write the end-to-end UMX as a TensorFlow SavedModel, local or gs://.
+
+        The `serve` signature takes float32 `(batch, channels, samples)` of any batch and
+        length and returns `(batch, sources, channels, samples)` for the whole input at once
+        (TF Serving, other languages). `assets.extra/separator.json` holds these settings and
+        the model's config, so `load_separator(path)` rebuilds a (segmenting) Separator from
+        the SavedModel's variables. `metadata` as for `save`.
+        """
+        with tempfile.TemporaryDirectory(prefix="umx-export-") as tmp:
+            self.model.export(tmp, verbose=False)
+            os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
+            with open(os.path.join(tmp, SAVED_MODEL_CONFIG), "w") as f:
+                json.dump({**(metadata or {}), **self.config(), "model": self.model.get_config()}, f, indent=2)
             storage.upload_dir(tmp, path)
         return path

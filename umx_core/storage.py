@@ -79,11 +79,20 @@ def write_bytes(path, data):
     if is_gcs(path):
         _blob(path).upload_from_string(data)
         return
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+    _write_local(path, write)
+
+
+def _write_local(path, write):
+    """`write(tmp)` beside `path`, then rename: never a half-written file under the final name."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)  # atomic: never a half-written file under the final name
+    write(tmp)
+    os.replace(tmp, path)
 
 
 # bytes a gs:// reader fetches per request: about one excerpt; the library default (40 MiB)
@@ -134,16 +143,19 @@ def list_files(prefix):
     return sorted(out)
 
 
+def upload_file(path, target):
+    """Copy one local file to `target` (local or gs://); a local copy appears whole or not at all."""
+    if is_gcs(target):
+        _blob(target).upload_from_filename(path)
+        return
+    _write_local(target, lambda tmp: shutil.copyfile(path, tmp))
+
+
 def upload_dir(local_dir, dest):
     """Copy a local directory tree to `dest` (local or gs://)."""
     for path in list_files(local_dir):
         rel = os.path.relpath(path, local_dir).replace(os.sep, "/")
-        target = join(dest, rel)
-        if is_gcs(dest):
-            _blob(target).upload_from_filename(path)
-        else:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            shutil.copyfile(path, target)
+        upload_file(path, join(dest, rel))
 
 
 @contextlib.contextmanager

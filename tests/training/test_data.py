@@ -155,3 +155,23 @@ def test_input_statistics_match_a_torch_reference(root):
     std = frames.std(axis=0)
     np.testing.assert_allclose(mean, frames.mean(axis=0), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(scale, np.maximum(std, 1e-4 * std.max()), rtol=1e-3, atol=1e-6)
+
+
+def test_interferers_are_mixed_in_but_not_targets(root):
+    solo = dataset(root, targets=["vocals"], gain_range=None, channel_swap=False)
+    assert solo.interferers == ["bass", "drums"] and solo.sources == ["vocals", "bass", "drums"]
+    mixture, stems = solo.load(0, 4)
+    track, start, *_ = solo.plan(0, 4)[0]
+    whole = {t: sf.read(solo.tracks[track].paths[t], dtype="float32", always_2d=True)[0].T[:, start:start + 4000]
+             for t in TARGETS}
+    assert stems.shape == (1, 2, 4000)
+    np.testing.assert_array_equal(stems[0], whole["vocals"])
+    np.testing.assert_allclose(mixture, sum(whole.values()), atol=1e-6)
+    valid = dataset(root, split="valid", targets=["vocals"])
+    (valid_mix, valid_stems), = [(m.numpy(), s.numpy()) for m, s in valid.dataset()]
+    files = {t: sf.read(valid.tracks[0].paths[t], dtype="float32", always_2d=True)[0].T for t in TARGETS}
+    np.testing.assert_array_equal(valid_stems[0], files["vocals"])
+    np.testing.assert_allclose(valid_mix, sum(files.values()), atol=1e-6)
+    alone = dataset(root, targets=["vocals"], interferers=[], gain_range=None, channel_swap=False)
+    mixture, stems = alone.load(0, 4)
+    np.testing.assert_array_equal(mixture, stems[0])

@@ -1,0 +1,236 @@
+"""Training: strategies, resume after a kill, schedules, gs:// output, exports.
+
+Tiny models on tiny synthetic data (8 kHz, 2 s tracks). Runs that need their own TF runtime
+(logical CPU devices, TF_CONFIG clusters, SIGKILL) are subprocesses of the real CLI.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from openunmix.utils import EarlyStopping as ReferenceEarlyStopping
+
+from training import checkpoint
+from training import config as configuration
+from training.synthesize import synthesize
+from training.train import Trainer
+from umx_core import storage
+from umx_core.errors import UMXError
+from umx_core.pretrained import load_separator
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RATE = 8000
+TINY = dict(targets=["vocals", "drums"], sample_rate=RATE, n_fft=256, n_hop=64, hidden_size=16, nb_layers=1,
+            seq_duration=1.0, samples_per_track=4, batch_size=4, valid_seconds=1.0, audio_examples=1,
+            audio_seconds=1.0)
+
+
+def flags(**overrides):
+    out = []
+    for key, value in {**TINY, **overrides}.items():
+        flag = "--" + key.replace("_", "-")
+        out += [flag, *map(str, value)] if isinstance(value, list) else [flag, str(value)]
+    return out
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("train-data"))
+    synthesize(out, tracks=5, targets=["vocals", "drums", "bass"], duration=2.0, rate=RATE, seed=5)
+    return out
+
+
+def run_cli(args, env=None, check=True, **popen):
+    """`python -m training.train ARGS` in a fresh interpreter; returns the CompletedProcess."""
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "training.train", *args], env=env, capture_output=True, text=True,
+                          timeout=600, **popen)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def weights(folder):
+    return checkpoint.read(folder)[1]
+
+
+def assert_same_arrays(a, b, rtol=0.0):
+    assert sorted(a) == sorted(b)
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=rtol, atol=rtol * 1e-3, err_msg=key)
+
+
+def trainer(data, output, **overrides):
+    config = configuration.resolve(None, root=data, **{**TINY, **overrides})
+    return Trainer(config, str(output))
+
+
+def test_one_epoch_mirrored_over_two_logical_cpus_exports_a_working_separator(data, tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli(["--root", data, "--output", str(out), "--cpu-replicas", "2", "--epochs", "1", *flags()])
+    assert "2 replica(s)" in proc.stdout and "epoch 1:" in proc.stdout
+    config = json.loads((out / "config.json").read_text())
+    assert config["interferers"] == ["bass"] and config["code_version"]
+    mixture = np.random.default_rng(0).standard_normal((1, 2, RATE)).astype(np.float32) * 0.1
+    keras_sep, saved_sep = load_separator(str(out / "separator")), load_separator(str(out / "saved_model"))
+    assert keras_sep.targets == saved_sep.targets == ["vocals", "drums"] and keras_sep.niter == 1
+    a, b = np.asarray(keras_sep(mixture)), np.asarray(saved_sep(mixture))
+    assert a.shape == (1, 2, 2, RATE) and np.isfinite(a).all() and np.abs(a).max() > 0
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    # the export holds the best checkpoint's weights and its training configuration
+    best = weights(str(out / "checkpoints" / "best"))
+    exported = keras_sep.model.joint.get_weights()
+    for k, w in enumerate(exported):
+        np.testing.assert_array_equal(w, best[f"model_{k:04d}"])
+    assert json.loads((out / "separator" / "separator.json").read_text())["training"]["hidden_size"] == 16
+    assert list((out / "logs").iterdir()), "no TensorBoard events"
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_multi_worker_mirrored_two_workers_end_with_identical_weights(data, tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        args = ["--root", data, "--output", str(tmp_path / "run"), "--workdir", str(tmp_path / f"worker{index}"),
+                "--max-steps", "5", "--checkpoint-steps", "5", *flags()]
+        procs.append(subprocess.Popen([sys.executable, "-m", "training.train", *args], text=True,
+                                      env={**env, "TF_CONFIG": tf_config},
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, text in zip(procs, outputs):
+        assert p.returncode == 0, text
+    assert "2 replica(s)" in outputs[0]
+    chief, other = weights(str(tmp_path / "run" / "checkpoints" / "latest")), \
+        weights(str(tmp_path / "worker1" / "checkpoints" / "latest"))
+    assert_same_arrays(chief, other)
+    state = json.loads((tmp_path / "run" / "checkpoints" / "latest" / "state.json").read_text())
+    assert state["global_step"] == 5
+    # training moved the weights away from the initial ones
+    initial = trainer(data, tmp_path / "init").model.get_weights()
+    assert any(not np.allclose(w, chief[f"model_{k:04d}"]) for k, w in enumerate(initial))
+
+
+def test_kill_and_resume_continues_with_the_same_state(data, tmp_path):
+    # long epochs (excerpts wrap around the tracks), so the run is mostly steps, not validation
+    args = ["--root", data, *flags(checkpoint_steps=10, steps_per_epoch=60, audio_examples=0), "--max-steps", "200"]
+    reference = tmp_path / "uninterrupted"
+    run_cli(["--output", str(reference), *args])
+    killed = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "training.train", "--output", str(killed), *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state_path = killed / "checkpoints" / "latest" / "state.json"
+    deadline = time.time() + 300
+    while not state_path.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "training ended before it could be killed"
+    saved = checkpoint.read(str(killed / "checkpoints" / "latest"))[0]["global_step"]
+    assert 0 < saved < 200
+    resumed = run_cli(["--output", str(killed), "--resume", *args])
+    assert f"step {saved}" in resumed.stdout
+    final, expected = weights(str(killed / "checkpoints" / "latest")), weights(str(reference / "checkpoints" / "latest"))
+    assert any(k.startswith("optimizer_") for k in final)
+    assert_same_arrays(final, expected, rtol=1e-5)
+    a = json.loads((killed / "checkpoints" / "latest" / "state.json").read_text())
+    b = json.loads((reference / "checkpoints" / "latest" / "state.json").read_text())
+    for key in ("epoch", "step_in_epoch", "global_step", "plateau", "early_stopping", "lr"):
+        assert a[key] == pytest.approx(b[key], rel=1e-5), key
+
+
+def test_loss_falls_on_a_learnable_task(data, tmp_path):
+    t = trainer(data, tmp_path / "run", targets=["vocals"], epochs=6, lr=0.01, gain_range=[], channel_swap=False,
+                samples_per_track=8)
+    history = t.run()
+    first, last = history[0], history[-1]
+    assert last["train_loss"] < 0.5 * first["train_loss"], [h["train_loss"] for h in history]
+    assert last["valid_loss"] < first["valid_loss"]
+
+
+def test_lr_decay_and_early_stopping_follow_the_references(data, tmp_path, monkeypatch):
+    scripted = [1.0, 0.8, 0.81, 0.82, 0.79, 0.80, 0.80, 0.80, 0.80, 0.80, 0.80, 0.80]
+    t = trainer(data, tmp_path / "run", epochs=len(scripted), steps_per_epoch=1, lr=0.01, patience=4,
+                lr_decay_patience=1, lr_decay_gamma=0.5, lr_decay_cooldown=1, audio_examples=0)
+    calls = iter(scripted)
+    monkeypatch.setattr(t, "validate", lambda: np.array([next(calls), 0.0]))
+    history = t.run()
+    # the same curve through torch's scheduler and openunmix's early stopping
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([param], lr=0.01)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1, cooldown=1)
+    stopper, lrs, epochs = ReferenceEarlyStopping(patience=4), [], 0
+    for loss in scripted:
+        lrs.append(optimizer.param_groups[0]["lr"])
+        scheduler.step(loss)
+        epochs += 1
+        if stopper.step(torch.tensor(loss)):
+            break
+    assert len(history) == epochs < len(scripted)
+    assert [h["lr"] for h in history] == pytest.approx(lrs)
+    assert min(lrs) < 0.01  # the decay did happen
+    assert os.path.exists(tmp_path / "run" / "separator" / "separator.json")  # stopping early still exports
+
+
+def test_gcs_dataset_and_output_then_resume(data, tmp_path, gcs_emulator):
+    root = f"gs://{gcs_emulator}/train-data"
+    storage.upload_dir(data, root)
+    output = f"gs://{gcs_emulator}/runs/tiny"
+    first = trainer(root, output, epochs=2)
+    first.max_steps = 3
+    first.run()
+    state = json.loads(storage.read_bytes(f"{output}/checkpoints/latest/state.json"))
+    assert state["global_step"] == 3
+    config = configuration.resolve(None, root=root, **{**TINY, "epochs": 2})
+    resumed = Trainer(config, output, workdir=str(tmp_path / "work"), resume=True)
+    assert resumed.state["global_step"] == 3
+    resumed.run()
+    for name in ("separator/separator.json", "separator/model.keras", "saved_model/saved_model.pb",
+                 "checkpoints/best/state.json", "config.json"):
+        assert storage.exists(f"{output}/{name}"), name
+    separator = load_separator(f"{output}/separator")
+    assert np.isfinite(np.asarray(separator(np.full((1, 2, RATE), 0.1, np.float32)))).all()
+    state = json.loads(storage.read_bytes(f"{output}/checkpoints/latest/state.json"))
+    assert state["epoch"] == 2 and state["global_step"] == 2 * resumed.steps_per_epoch
+
+
+def test_damaged_checkpoints_are_refused(data, tmp_path):
+    t = trainer(data, tmp_path / "run")
+    t.max_steps = 1
+    t.run()
+    latest = tmp_path / "run" / "checkpoints" / "latest"
+    with open(latest / "weights.npz", "r+b") as f:
+        f.seek(100)
+        f.write(b"\0" * 16)
+    with pytest.raises(UMXError, match="weights.npz: does not match the digest"):
+        checkpoint.read(str(latest))
+    with pytest.raises(UMXError, match="no checkpoint"):
+        checkpoint.read(str(tmp_path / "nothing"))
+    other = trainer(data, tmp_path / "other", hidden_size=8)
+    arrays = weights_of(t)
+    with pytest.raises(UMXError, match="do not fit this model"):
+        checkpoint.restore(arrays, other.model, other.optimizer, "src")
+
+
+def weights_of(t):
+    arrays = {f"model_{i:04d}": w for i, w in enumerate(t.model.get_weights())}
+    arrays.update({f"optimizer_{i:04d}": v.numpy() for i, v in enumerate(t.optimizer.variables)})
+    return arrays

@@ -1,0 +1,106 @@
+"""Training checkpoints: model and optimizer variables plus the loop's state, never half-written.
+
+A checkpoint is a folder with `weights.npz` (model weights, then optimizer variables, by
+position) and `state.json` (epoch, step, schedules, the resolved configuration and the
+sha256 of `weights.npz`). The folder is written beside its final name and renamed into place;
+`state.json` is the last file copied to a gs:// output, and a checkpoint whose weights do not
+match the recorded digest is refused, so a copy interrupted half-way is never resumed from.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+
+import numpy as np
+
+from umx_core import storage
+from umx_core.errors import UMXError
+
+WEIGHTS, STATE = "weights.npz", "state.json"
+
+
+def _digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def save(folder, model, optimizer, state):
+    """Write a checkpoint folder atomically (on the local disk)."""
+    tmp, old = folder + ".tmp", folder + ".old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    arrays = {f"model_{i:04d}": np.asarray(w) for i, w in enumerate(model.get_weights())}
+    arrays.update({f"optimizer_{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)})
+    np.savez(os.path.join(tmp, WEIGHTS), **arrays)
+    state = {**state, "weights_sha256": _digest(os.path.join(tmp, WEIGHTS))}
+    with open(os.path.join(tmp, STATE), "w") as f:
+        json.dump(state, f, indent=2)
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.exists(folder):
+        os.rename(folder, old)
+    os.rename(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read(folder):
+    """`(state, arrays)` of a checkpoint folder (local or gs://); UMXError if missing or corrupt."""
+    state_path, weights_path = storage.join(folder, STATE), storage.join(folder, WEIGHTS)
+    if not storage.exists(state_path):
+        local_old = folder + ".old"  # a local save interrupted between its two renames
+        if not storage.is_gcs(folder) and os.path.exists(os.path.join(local_old, STATE)):
+            return read(local_old)
+        raise UMXError(f"{folder}: no checkpoint ({STATE} missing)")
+    try:
+        state = json.loads(storage.read_bytes(state_path))
+    except json.JSONDecodeError as exc:
+        raise UMXError(f"{state_path}: corrupt ({exc})") from exc
+    data = storage.read_bytes(weights_path)
+    if hashlib.sha256(data).hexdigest() != state.get("weights_sha256"):
+        raise UMXError(f"{weights_path}: does not match the digest in {STATE} (incomplete copy?)")
+    import io
+
+    with np.load(io.BytesIO(data)) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    return state, arrays
+
+
+def restore(arrays, model, optimizer, source):
+    """Assign checkpoint arrays to a model and a built optimizer; UMXError on a shape mismatch."""
+    weights = [arrays[k] for k in sorted(arrays) if k.startswith("model_")]
+    slots = [arrays[k] for k in sorted(arrays) if k.startswith("optimizer_")]
+    expected = [tuple(w.shape) for w in model.weights]
+    if [tuple(w.shape) for w in weights] != expected:
+        raise UMXError(f"{source}: the checkpoint's weights do not fit this model (different configuration?)")
+    if len(slots) != len(optimizer.variables):
+        raise UMXError(f"{source}: the checkpoint has {len(slots)} optimizer variables, expected "
+                       f"{len(optimizer.variables)}")
+    model.set_weights(weights)
+    for variable, value in zip(optimizer.variables, slots):
+        variable.assign(value)
+
+
+class Syncer:
+    """Copies a local run folder to a gs:// output: changed files only, `state.json` files last."""
+
+    def __init__(self, local, output):
+        self.local, self.output = local, output
+        self.enabled = storage.is_gcs(output)
+        self._seen = {}
+
+    def __call__(self):
+        if not self.enabled:
+            return 0
+        changed = []
+        for path in storage.list_files(self.local):
+            if path.endswith((".tmp", ".old")) or ".tmp" + os.sep in path or ".old" + os.sep in path:
+                continue
+            stat = os.stat(path)
+            if self._seen.get(path) != (stat.st_size, stat.st_mtime_ns):
+                changed.append((path, (stat.st_size, stat.st_mtime_ns)))
+        changed.sort(key=lambda item: os.path.basename(item[0]) == STATE)  # state.json after its weights
+        for path, key in changed:
+            rel = os.path.relpath(path, self.local).replace(os.sep, "/")
+            storage.upload_file(path, storage.join(self.output, rel))
+            self._seen[path] = key
+        return len(changed)

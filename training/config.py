@@ -1,0 +1,119 @@
+"""Training configuration: defaults, shipped profiles, CLI overrides.
+
+A configuration is one flat JSON object; every key has a default below (open-unmix's
+`train.py` defaults unless noted), a profile (`training/profiles/NAME.json` or a path)
+overrides some, and command-line flags (`--hidden-size 128`) override the profile. The
+resolved configuration is written beside every checkpoint and export with the code version,
+so a run can be continued or its model rebuilt from it alone.
+"""
+
+import argparse
+import json
+import os
+
+from umx_core import storage
+from umx_core.errors import UMXError
+from umx_core.version import code_version
+
+PROFILE_DIR = os.path.join(os.path.dirname(__file__), "profiles")
+
+# key: (default, help). Types come from the defaults; None-defaults name their type in _TYPES.
+DEFAULTS = {
+    "targets": (["vocals"], "target names; each sample folder holds one file per target"),
+    "interferers": (None, "stems summed into the mixture but not estimated (default: every other stem "
+                          "in the sample folders; none: pass the flag without names)"),
+    "root": (None, "dataset root with train/ and valid/ (local or gs://)"),
+    "seq_duration": (6.0, "training excerpt length, seconds"),
+    "samples_per_track": (64, "training excerpts per track per epoch"),
+    "random_track_mix": (False, "draw each target's excerpt from an independent track"),
+    "gain_range": ([0.25, 1.25], "per-target random gain range; [] disables"),
+    "channel_swap": (True, "swap stereo channels of a target with probability 0.5"),
+    "sample_rate": (44100, "sample rate every file must have"),
+    "valid_seconds": (None, "validation chunk length, seconds (None: whole tracks)"),
+    "n_fft": (4096, "STFT size"),
+    "n_hop": (1024, "STFT hop"),
+    "hidden_size": (512, "BLSTM filter width"),
+    "nb_layers": (3, "LSTM layers"),
+    "nb_channels": (2, "audio channels the model takes"),
+    "bandwidth": (16000, "highest frequency (Hz) the network looks at"),
+    "unidirectional": (False, "forward-only (causal) LSTM"),
+    "epochs": (1000, "maximum epochs"),
+    "steps_per_epoch": (None, "optimizer steps per epoch (None: every excerpt once)"),
+    "batch_size": (16, "global batch size, split over replicas"),
+    "lr": (0.001, "Adam learning rate"),
+    "weight_decay": (0.00001, "L2 weight decay added to the gradient, as torch Adam"),
+    "patience": (140, "early stopping: epochs without validation improvement"),
+    "lr_decay_patience": (80, "LR decay: epochs without improvement before decaying"),
+    "lr_decay_gamma": (0.3, "LR decay factor"),
+    "lr_decay_cooldown": (10, "LR decay: epochs to wait after a decay (open-unmix: 10)"),
+    "seed": (42, "seed of the data stream and the initial weights"),
+    "checkpoint_steps": (500, "write the latest checkpoint every N optimizer steps (and every epoch)"),
+    "sync_seconds": (300.0, "copy the local run folder to a gs:// output at most this often"),
+    "audio_examples": (2, "validation tracks logged as audio to TensorBoard each epoch"),
+    "audio_seconds": (8.0, "seconds of each audio example"),
+}
+_TYPES = {"root": str, "valid_seconds": float, "steps_per_epoch": int}
+_LISTS = {"targets": str, "interferers": str, "gain_range": float}
+
+
+def load_profile(name_or_path):
+    """A profile dict: a shipped name (`5stems`, `2stems`, `demo-5stems`, ...) or a JSON path."""
+    path = name_or_path
+    if not (name_or_path.endswith(".json") or storage.is_gcs(name_or_path)):
+        path = os.path.join(PROFILE_DIR, f"{name_or_path}.json")
+        if not os.path.exists(path):
+            shipped = sorted(f[:-5] for f in os.listdir(PROFILE_DIR) if f.endswith(".json"))
+            raise UMXError(f"unknown profile {name_or_path!r}; shipped profiles: {', '.join(shipped)}")
+    try:
+        profile = json.loads(storage.read_bytes(path))
+    except (OSError, json.JSONDecodeError, UMXError) as exc:
+        raise UMXError(f"{path}: cannot read the profile ({exc})") from exc
+    unknown = sorted(set(profile) - set(DEFAULTS) - {"name", "description", "code_version"})
+    if unknown:
+        raise UMXError(f"{path}: unknown keys {unknown}")
+    return profile
+
+
+def resolve(profile=None, **overrides):
+    """Defaults <- profile <- overrides (None values in overrides are ignored)."""
+    config = {key: default for key, (default, _) in DEFAULTS.items()}
+    config.update({k: v for k, v in (profile or {}).items() if k in DEFAULTS})
+    unknown = sorted(set(overrides) - set(DEFAULTS))
+    if unknown:
+        raise UMXError(f"unknown configuration keys {unknown}")
+    config.update({k: v for k, v in overrides.items() if v is not None})
+    config["targets"] = list(config["targets"])
+    if not config["targets"] or len(set(config["targets"])) != len(config["targets"]):
+        raise UMXError(f"targets must be distinct names, got {config['targets']}")
+    config["gain_range"] = list(config["gain_range"] or [])
+    config["profile"] = (profile or {}).get("name")
+    config["code_version"] = code_version()
+    return config
+
+
+def _bool(text):
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_arguments(parser):
+    """One `--flag` per configuration key, defaulting to None (= keep the profile's value)."""
+    group = parser.add_argument_group("configuration (overrides the profile)")
+    for key, (default, help_text) in DEFAULTS.items():
+        flag = "--" + key.replace("_", "-")
+        kind = _TYPES.get(key, type(default))
+        if key in _LISTS:
+            group.add_argument(flag, nargs="*", type=_LISTS[key], default=None, help=help_text)
+        elif kind is bool:
+            group.add_argument(flag, type=_bool, default=None, metavar="BOOL", help=f"{help_text} (default {default})")
+        else:
+            group.add_argument(flag, type=kind, default=None, help=f"{help_text} (default {default})")
+
+
+def from_args(args):
+    """The resolved configuration from parsed arguments (`--profile` and the override flags)."""
+    profile = load_profile(args.profile) if args.profile else None
+    return resolve(profile, **{key: getattr(args, key) for key in DEFAULTS})

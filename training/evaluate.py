@@ -1,0 +1,238 @@
+"""Evaluate a separator with BSS Eval v4 (`museval`): `python -m training.evaluate --model M --root DATA`.
+
+The test folder has the dataset layout (`ROOT/SPLIT/<track>/<target>.<ext>`); the mixture is
+`mixture.<ext>` when a track has one, else the sum of every stem file in the track folder.
+SDR, SIR, SAR and ISR are computed on one-second windows as SiSEC does; a track's score is
+the median over its windows, a target's score the median over tracks. With `--baselines`
+two references are scored beside the model: the mixture itself as every target's estimate
+(the floor) and the ideal ratio mask (the oracle ceiling for a masking model: each source's
+power share of the mixture STFT, from the true stems).
+
+Writes `results.json` (every track, target and metric), `summary.json` (medians per method and
+target) and `sdr.png` (per-target SDR distributions) to `--out`, and prints the medians.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from umx_core import audio, storage
+from umx_core.errors import UMXError
+
+METRICS = ("SDR", "SIR", "SAR", "ISR")
+MODEL, MIXTURE, ORACLE = "model", "mixture", "irm"
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
+
+
+def _stem_files(track_dir):
+    """`{name: path}` of the audio files in a track folder."""
+    files = {}
+    for path in storage.list_files(track_dir):
+        name, ext = os.path.splitext(path.rstrip("/").rsplit("/", 1)[-1])
+        if ext.lower() in AUDIO_EXTENSIONS:
+            files[name] = path
+    return files
+
+
+def load_track(track_dir, targets, sample_rate=None):
+    """The mixture `(channels, samples)` and the targets' stems `(targets, channels, samples)`.
+
+    Raises UMXError naming the track when a target is missing, or lengths or rates disagree.
+    """
+    files = _stem_files(track_dir)
+    missing = [t for t in targets if t not in files]
+    if missing:
+        raise UMXError(f"{track_dir}: no file for target(s) {missing} (has {sorted(files)})")
+    infos = {name: audio.info(path) for name, path in files.items()}
+    rates = {i.sample_rate for i in infos.values()}
+    lengths = {i.frames for i in infos.values()}
+    if len(rates) > 1 or len(lengths) > 1:
+        raise UMXError(f"{track_dir}: stems differ in sample rate {sorted(rates)} or length {sorted(lengths)}")
+    rate = rates.pop()
+    if sample_rate is not None and rate != int(sample_rate):
+        raise UMXError(f"{track_dir}: audio at {rate} Hz, the model takes {int(sample_rate)} Hz")
+    stems = {name: audio.read(path) for name, path in files.items()}
+    mixture = stems.pop("mixture", None)
+    if mixture is None:
+        mixture = np.sum(list(stems.values()), axis=0)
+    return mixture, np.stack([stems[t] for t in targets]), rate
+
+
+def ideal_ratio_mask(mixture, stems, n_fft=4096, n_hop=1024):
+    """Oracle estimates: each stem's share of the power, as a mask on the mixture STFT.
+
+    Args:
+        mixture: `(channels, samples)`.
+        stems: `(targets, channels, samples)`; what the mixture holds beyond them is one more
+            source, so the targets' masks need not sum to one.
+    Returns:
+        `(targets, channels, samples)` estimates.
+    """
+    from scipy.signal import istft, stft
+
+    rest = mixture - stems.sum(axis=0)
+    sources = np.concatenate([stems, rest[None]]) if np.abs(rest).max() > 1e-4 else stems
+    spec = lambda x: stft(x, nperseg=n_fft, noverlap=n_fft - n_hop, boundary="even")[2]  # noqa: E731
+    power = np.abs(spec(sources)) ** 2
+    masks = power / np.maximum(power.sum(axis=0, keepdims=True), 1e-20)
+    _, out = istft(masks[: len(stems)] * spec(mixture)[None], nperseg=n_fft, noverlap=n_fft - n_hop,
+                   boundary=True)
+    out = out[..., : mixture.shape[-1]]
+    return np.pad(out, [(0, 0), (0, 0), (0, mixture.shape[-1] - out.shape[-1])]).astype(np.float32)
+
+
+def bss_eval(mixture, stems, estimates, rate):
+    """`{metric: (targets,) array}`: medians over one-second windows (museval v4).
+
+    What the mixture holds beyond the targets is scored as one more source (estimated as
+    the mixture minus the target estimates, or the mixture for the mixture baseline), so interference from it counts in SIR, as when
+    SiSEC scores a vocals model against all four MUSDB stems.
+    """
+    import museval
+
+    rest = mixture - stems.sum(axis=0)
+    if np.abs(rest).max() > 1e-4:
+        stems = np.concatenate([stems, rest[None]])
+        rest_estimate = mixture - estimates.sum(axis=0)
+        if np.abs(rest_estimate).max() < 1e-8:  # the mixture baseline: every source is the mixture
+            rest_estimate = mixture
+        estimates = np.concatenate([estimates, rest_estimate[None]])
+    # museval returns SDR, ISR, SIR, SAR
+    values = museval.evaluate(np.transpose(stems, (0, 2, 1)), np.transpose(estimates, (0, 2, 1)),
+                              win=int(rate), hop=int(rate))
+    count = len(stems) - (np.abs(rest).max() > 1e-4)
+    return {name: np.nanmedian(v, axis=1)[:count] for name, v in zip(("SDR", "ISR", "SIR", "SAR"), values)}
+
+
+def evaluate(root, separator=None, targets=None, split="test", baselines=False, max_tracks=None, log=print):
+    """Scores per method, track and target: `{method: {track: {target: {metric: value}}}}`."""
+    if separator is None and not targets:
+        raise UMXError("give a separator, or the targets to score baselines for")
+    targets = list(separator.targets) if separator is not None else list(targets)
+    folder = storage.join(root, split)
+    tracks = storage.list_dirs(folder)
+    if not tracks:
+        raise UMXError(f"{folder}: no track folders")
+    tracks = tracks[:max_tracks] if max_tracks else tracks
+    n_fft, n_hop = (separator.n_fft, separator.n_hop) if separator is not None else (4096, 1024)
+    methods = ([MODEL] if separator is not None else []) + ([MIXTURE, ORACLE] if baselines else [])
+    results = {m: {} for m in methods}
+    for name in tracks:
+        track_dir = storage.join(folder, name)
+        mixture, stems, rate = load_track(track_dir, targets, separator.sample_rate if separator else None)
+        estimates = {}
+        if separator is not None:
+            estimates[MODEL] = np.asarray(separator(mixture[None]))[0, : len(targets)]
+        if baselines:
+            estimates[MIXTURE] = np.repeat(mixture[None], len(targets), axis=0)
+            estimates[ORACLE] = ideal_ratio_mask(mixture, stems, n_fft, n_hop)
+        for method, estimate in estimates.items():
+            scores = bss_eval(mixture, stems, estimate, rate)
+            results[method][name] = {t: {m: _number(scores[m][j]) for m in METRICS} for j, t in enumerate(targets)}
+        log(f"{name}: " + "  ".join(f"{m} SDR " + " ".join(_fmt(results[m][name][t]["SDR"]) for t in targets)
+                                    for m in methods))
+    return results
+
+
+def _number(value):
+    """A float for JSON; None for NaN or infinity (a silent reference or estimate)."""
+    return float(value) if np.isfinite(value) else None
+
+
+def summarize(results):
+    """Median over tracks: `{method: {target: {metric: value}}}`."""
+    summary = {}
+    for method, tracks in results.items():
+        targets = next(iter(tracks.values())).keys()
+        summary[method] = {t: {m: _median([tracks[k][t][m] for k in tracks]) for m in METRICS} for t in targets}
+    return summary
+
+
+def _fmt(value):
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else None
+
+
+def plot(results, path):
+    """Box plot of per-track SDR per target, one box per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(results)
+    targets = list(next(iter(results[methods[0]].values())))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(targets) * len(methods) / 2, 4))
+    width = 0.8 / len(methods)
+    for i, method in enumerate(methods):
+        data = [[results[method][k][t]["SDR"] for k in results[method] if results[method][k][t]["SDR"] is not None]
+                for t in targets]
+        positions = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(targets))]
+        box = ax.boxplot(data, positions=positions, widths=width * 0.9, patch_artist=True)
+        for patch in box["boxes"]:
+            patch.set_facecolor(f"C{i}")
+        ax.plot([], [], color=f"C{i}", linewidth=8, label=method)
+    ax.set_xticks(range(len(targets)), targets)
+    ax.set_ylabel("SDR (dB), median over 1 s windows, per track")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def format_table(summary):
+    lines = []
+    for method, targets in summary.items():
+        lines.append(f"{method}:")
+        for target, scores in targets.items():
+            lines.append(f"  {target:<14}" + "  ".join(
+                f"{m} {_fmt(scores[m]):>6}" for m in METRICS))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="separator directory (Separator.save / export / a training run's "
+                                         "separator/), local or gs://")
+    parser.add_argument("--root", required=True, help="dataset root (local or gs://)")
+    parser.add_argument("--split", default="test", help="subfolder of the root to evaluate (default: test)")
+    parser.add_argument("--out", required=True, help="folder for results.json, summary.json and sdr.png")
+    parser.add_argument("--baselines", action="store_true", help="also score the mixture and the ideal ratio mask")
+    parser.add_argument("--targets", nargs="+", help="targets to score (baselines only, without --model)")
+    parser.add_argument("--niter", type=int, help="EM iterations (default: the separator's)")
+    parser.add_argument("--residual", action="store_true", help="separate with a residual source")
+    parser.add_argument("--max-tracks", type=int, help="evaluate the first N tracks only")
+    args = parser.parse_args(argv)
+    try:
+        separator = None
+        if args.model:
+            from umx_core.pretrained import load_separator
+
+            overrides = {k: v for k, v in (("niter", args.niter), ("residual", args.residual or None)) if v is not None}
+            separator = load_separator(args.model, **overrides)
+        results = evaluate(args.root, separator, args.targets, args.split, args.baselines, args.max_tracks)
+    except UMXError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    summary = summarize(results)
+    os.makedirs(args.out, exist_ok=True)
+    meta = {"model": args.model, "root": args.root, "split": args.split, "tracks": len(next(iter(results.values())))}
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({**meta, "results": results}, f, indent=2)
+    with open(os.path.join(args.out, "summary.json"), "w") as f:
+        json.dump({**meta, "median": summary}, f, indent=2)
+    plot(results, os.path.join(args.out, "sdr.png"))
+    print(format_table(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
