@@ -46,5 +46,6 @@ setup(
     install_requires=RUNTIME,
     extras_require={"test": TEST, "eval": EVAL},
     package_data={"training": ["profiles/*.json"], "umx_core": ["models/*/*", "models/*/*/*"]},
+    entry_points={"console_scripts": ["umx=umx_core.cli:main"]},
     license="MIT",
 )

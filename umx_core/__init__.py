@@ -1,42 +1,45 @@
 """umx_core: Open-Unmix music source separation in TensorFlow 2 / Keras 3.
 
-The public API: `Separator`, `load_separator`, the Keras layers and models, `wiener`.
+The public API: `Separator`, `load_separator`, `separate_file`, the Keras layers and models,
+`wiener`. Names are imported on first use, so `import umx_core` (and `umx --help`) does not
+start TensorFlow.
 """
 
+import importlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off stderr
 
 from umx_core.errors import UMXError  # noqa: E402
-from umx_core.filtering import ExpectationMaximization, wiener  # noqa: E402
-from umx_core.lstm import LSTMStack  # noqa: E402
-from umx_core.model import (  # noqa: E402
-    BLSTMSpectralFilterLayer,
-    JointSpectralFilter,
-    bandwidth_to_max_bin,
-    get_joint_spectral_filter,
-)
-from umx_core.pretrained import load_separator  # noqa: E402
-from umx_core.separator import Separator  # noqa: E402
-from umx_core.transforms import ComplexNorm, ISTFTLayer, STFTLayer  # noqa: E402
-from umx_core.umx import UMX  # noqa: E402
 from umx_core.version import __version__  # noqa: E402
 
+_LAZY = {
+    "BLSTMSpectralFilterLayer": "umx_core.model",
+    "ComplexNorm": "umx_core.transforms",
+    "ExpectationMaximization": "umx_core.filtering",
+    "ISTFTLayer": "umx_core.transforms",
+    "JointSpectralFilter": "umx_core.model",
+    "LSTMStack": "umx_core.lstm",
+    "STFTLayer": "umx_core.transforms",
+    "Separator": "umx_core.separator",
+    "UMX": "umx_core.umx",
+    "bandwidth_to_max_bin": "umx_core.model",
+    "get_joint_spectral_filter": "umx_core.model",
+    "load_separator": "umx_core.pretrained",
+    "separate_file": "umx_core.stream",
+    "wiener": "umx_core.filtering",
+}
 
-__all__ = [
-    "BLSTMSpectralFilterLayer",
-    "ComplexNorm",
-    "ExpectationMaximization",
-    "ISTFTLayer",
-    "JointSpectralFilter",
-    "LSTMStack",
-    "STFTLayer",
-    "Separator",
-    "UMX",
-    "UMXError",
-    "__version__",
-    "bandwidth_to_max_bin",
-    "get_joint_spectral_filter",
-    "load_separator",
-    "wiener",
-]
+__all__ = sorted([*_LAZY, "UMXError", "__version__"])
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'umx_core' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

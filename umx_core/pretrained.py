@@ -1,12 +1,19 @@
-"""Where separators come from: `load_separator` for directories written by `Separator.save`
-or `Separator.export` (SavedModel).
+"""Where separators come from: `load_separator(NAME | PATH | gs://..., **overrides)`.
 
-Model names (shipped demo models, published open-unmix weights) resolve here too once the
-model registry lands; today a path (local or gs://) is what it takes.
+Resolved in order:
+1. a shipped model name (`demo-5stems`, `demo-2stems`: inside the package);
+2. a published open-unmix model name (`umxhq`, `umx`, `umxl`, `umxse`): downloaded once,
+   checked, converted and cached (`umx_core.registry`);
+3. a path, local or gs://: a directory written by `Separator.save`, a SavedModel written by
+   `Separator.export`, a training run folder (its `separator/`, else its best checkpoint), a
+   training checkpoint folder (`state.json` + `weights.npz`), a `.keras` file of a `UMX` model,
+   or a folder of open-unmix weights (`<target>.pth`, as open-unmix's local model folders).
 """
 
+import contextlib
 import json
 import os
+import tempfile
 
 from umx_core import storage
 from umx_core.errors import UMXError
@@ -49,34 +56,145 @@ def _model_from_saved_model(path, local, config):
     return model
 
 
-def load_separator(path, **overrides):
-    """A `Separator` from a directory written by `Separator.save` or `Separator.export` (local or gs://).
+def _model_from_checkpoint(path, local):
+    """A UMX from a training checkpoint folder: its configuration rebuilds the filters."""
+    import io
 
-    Args:
-        path: the directory.
-        **overrides: Separator settings to change (niter, residual, softmask, wiener_win_len, ...).
-    Raises:
-        UMXError: naming the path, when it is missing, not a saved separator, or corrupt.
-    """
+    import numpy as np
+
+    from umx_core.model import JointSpectralFilter, bandwidth_to_max_bin
+    from umx_core.umx import UMX
+
+    state = _read_json(f"{path}/state.json", os.path.join(local, "state.json"))
+    config = state.get("config")
+    if not config or "targets" not in config:
+        raise UMXError(f"{path}: state.json has no training configuration (not a training checkpoint)")
+    with open(os.path.join(local, "weights.npz"), "rb") as f:
+        with np.load(io.BytesIO(f.read())) as npz:
+            weights = [npz[k] for k in sorted(npz.files) if k.startswith("model_")]
+    nb_bins = config["n_fft"] // 2 + 1
+    kwargs = dict(nb_bins=nb_bins, nb_channels=config["nb_channels"], hidden_size=config["hidden_size"],
+                  nb_layers=config["nb_layers"], unidirectional=config["unidirectional"],
+                  max_bin=bandwidth_to_max_bin(config["sample_rate"], config["n_fft"], config["bandwidth"]))
+    joint = JointSpectralFilter(config["targets"], filter_kwargs=kwargs)
+    joint.build((None, None, nb_bins, config["nb_channels"]))
+    if [w.shape for w in weights] != [tuple(w.shape) for w in joint.weights]:
+        raise UMXError(f"{path}: the checkpoint's weights do not fit its configuration")
+    joint.set_weights(weights)
+    niter = 1 if len(config["targets"]) > 1 else 0
+    return UMX(config["targets"], filters=joint.filters, n_fft=config["n_fft"], n_hop=config["n_hop"],
+               nb_channels=config["nb_channels"], sample_rate=float(config["sample_rate"]), niter=niter)
+
+
+def _load_local(path, local):
+    """(model or Separator, settings) from a local directory or file; None if not a known layout."""
     import keras
 
-    with storage.local_dir(path) as local:
-        if os.path.exists(os.path.join(local, "saved_model.pb")):
-            config_path = os.path.join(local, SAVED_MODEL_CONFIG)
-            if not os.path.exists(config_path):
-                raise UMXError(f"{path}: a SavedModel without {SAVED_MODEL_CONFIG}, not written by Separator.export")
-            config = _read_json(f"{path}/{SAVED_MODEL_CONFIG}", config_path)
-            model = _model_from_saved_model(path, local, config)
-        else:
-            config_path = os.path.join(local, CONFIG_NAME)
-            if not os.path.exists(config_path):
-                raise UMXError(f"{path}: no {CONFIG_NAME} or saved_model.pb, not written by Separator.save "
-                               "or Separator.export")
-            config = _read_json(f"{path}/{CONFIG_NAME}", config_path)
+    join = lambda name: os.path.join(local, name)  # noqa: E731
+    if os.path.isdir(local) and not os.path.exists(join(MODEL_NAME)) and any(
+            f.endswith(".pth") for f in os.listdir(local)):
+        return _openunmix_folder(path, local), {}
+    if os.path.isfile(local):
+        if local.endswith(".keras"):
             try:
-                model = keras.saving.load_model(os.path.join(local, MODEL_NAME), compile=False)
+                return keras.saving.load_model(local, compile=False), {}
             except Exception as exc:
-                raise UMXError(f"{path}/{MODEL_NAME}: cannot load the model ({exc})") from exc
-    settings = {key: config[key] for key in _SETTINGS if key in config}
+                raise UMXError(f"{path}: cannot load the model ({exc})") from exc
+        return None
+    if os.path.exists(join("saved_model.pb")):
+        if not os.path.exists(join(SAVED_MODEL_CONFIG)):
+            raise UMXError(f"{path}: a SavedModel without {SAVED_MODEL_CONFIG}, not written by Separator.export")
+        config = _read_json(f"{path}/{SAVED_MODEL_CONFIG}", join(SAVED_MODEL_CONFIG))
+        return _model_from_saved_model(path, local, config), config
+    if os.path.exists(join(CONFIG_NAME)):
+        config = _read_json(f"{path}/{CONFIG_NAME}", join(CONFIG_NAME))
+        try:
+            model = keras.saving.load_model(join(MODEL_NAME), compile=False)
+        except Exception as exc:
+            raise UMXError(f"{path}/{MODEL_NAME}: cannot load the model ({exc})") from exc
+        return model, config
+    if os.path.exists(join(os.path.join("separator", CONFIG_NAME))):  # a training run folder
+        return _load_local(f"{path}/separator", join("separator"))
+    if os.path.exists(join(os.path.join("checkpoints", "best", "state.json"))):
+        return _load_local(f"{path}/checkpoints/best", join(os.path.join("checkpoints", "best")))
+    if os.path.exists(join("state.json")) and os.path.exists(join("weights.npz")):
+        return _model_from_checkpoint(path, local), {}
+    return None
+
+
+def _openunmix_folder(path, local):
+    """A Separator from an open-unmix model folder (`<target>.pth`, and its `separator.json` with
+    sample_rate / nfft / nhop / nb_channels as open-unmix's train.py writes; without it the STFT
+    size comes from the weights and the hop is a quarter of it)."""
+    from umx_core.convert import infer_filter_kwargs, load_state_dict, separator_from_openunmix
+
+    weights = {f[:-4]: os.path.join(local, f) for f in sorted(os.listdir(local)) if f.endswith(".pth")}
+    settings = {}
+    if os.path.exists(os.path.join(local, CONFIG_NAME)):
+        conf = _read_json(f"{path}/{CONFIG_NAME}", os.path.join(local, CONFIG_NAME))
+        settings = {"sample_rate": float(conf.get("sample_rate", 44100.0)), "n_fft": int(conf["nfft"]),
+                    "n_hop": int(conf["nhop"])}
+    else:
+        first = load_state_dict(next(iter(weights.values())))
+        nb_bins = infer_filter_kwargs(first)["nb_bins"]
+        settings = {"n_fft": 2 * (nb_bins - 1), "n_hop": (nb_bins - 1) // 2}
+    return separator_from_openunmix(weights, niter=1, **settings)
+
+
+def select_targets(separator, targets):
+    """A Separator over a subset of another's targets (same weights and settings)."""
+    missing = [t for t in targets if t not in separator.targets]
+    if missing:
+        raise UMXError(f"the model has no target(s) {missing}; it has {separator.targets}")
+    layers = dict(zip(separator.targets, separator.model.joint.filter_layers))
+    settings = {k: v for k, v in separator.config().items() if k in _SETTINGS}
+    return Separator({t: layers[t] for t in targets}, sample_rate=separator.sample_rate, n_fft=separator.n_fft,
+                     n_hop=separator.n_hop, nb_channels=separator.nb_channels, **settings)
+
+
+def load_separator(path, targets=None, **overrides):
+    """A `Separator` from a model name or a path (see the module docstring for the order).
+
+    Args:
+        path: a model name, or a path (local or gs://).
+        targets: optional subset of the model's targets to separate.
+        **overrides: Separator settings to change (niter, residual, softmask, wiener_win_len, ...).
+    Raises:
+        UMXError: naming what was tried, when nothing matches, or the model is corrupt.
+    """
+    from umx_core import registry
+
+    path = str(path)
+    folder = registry.resolve(path)
+    source = folder or path
+    if folder is None and not storage.is_gcs(path) and not os.path.exists(path):
+        raise UMXError(f"{path!r}: not a shipped model ({', '.join(registry.shipped()) or 'none'}), "
+                       f"not a published model ({', '.join(registry.PUBLISHED)}), and no such file or directory")
+    if storage.is_gcs(path) and path.endswith(".keras"):
+        with tempfile.TemporaryDirectory(prefix="umx-model-") as tmp:
+            local = os.path.join(tmp, "model.keras")
+            with open(local, "wb") as f:
+                f.write(storage.read_bytes(path))
+            loaded = _load_local(path, local)
+    else:
+        opener = storage.local_dir if os.path.isdir(source) or storage.is_gcs(source) else contextlib.nullcontext
+        with opener(source) as local:
+            loaded = _load_local(path, local)
+    if loaded is None:
+        raise UMXError(f"{path}: not a model: no separator.json, saved_model.pb, training checkpoint, "
+                       ".keras file or open-unmix .pth weights")
+    model, config = loaded
+    if isinstance(model, Separator):
+        settings = {k: v for k, v in model.config().items() if k in _SETTINGS}
+        model = model.model
+    elif config:
+        settings = {key: config[key] for key in _SETTINGS if key in config}
+    else:  # a .keras UMX or a checkpoint: the model's own EM settings
+        settings = {"niter": model.em.iterations, "softmask": model.em.softmask, "residual": model.em.residual}
     settings.update(overrides)
-    return Separator(model, **settings)
+    window, segment = settings.get("wiener_win_len"), settings.get("segment")
+    if "segment" not in overrides and window and segment and segment % window:
+        settings["segment"] = None  # a new EM window: chunks follow it (segment defaults to wiener_win_len)
+    separator = Separator(model, **settings)
+    return select_targets(separator, targets) if targets else separator
+

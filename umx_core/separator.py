@@ -285,8 +285,12 @@ class Separator:
         jobs = [(b, *chunk) for b in range(batch) for chunk in self._chunks(nb_frames)]
         width = self._chunk_frames(nb_frames)
         per_call = max(1, self.batch_frames // width)
+        def add(b, position, stems):
+            out[b, :, :, position : position + stems.shape[-1]] += stems
+
         for first in range(0, len(jobs), per_call):
-            self._run_group(audio, jobs[first : first + per_call], width, out)
+            group = jobs[first : first + per_call]
+            self._run_group(lambda b, lo, hi: _reflect_slice(audio[b], lo, hi, pad), channels, group, width, add)
         out = out[..., pad : pad + length]
         # inside the reflect padding every sample is covered by a window: the envelope is > 0
         _normalise(out, nb_frames, n_fft, hop, start=pad)
@@ -298,12 +302,21 @@ class Separator:
             return nb_frames
         return self.segment + 2 * self.context
 
-    def _run_group(self, audio, group, width, out):
-        """Separate one batch of chunks and overlap-add their stems into `out`.
+    def _run_group(self, read, channels, group, width, add):
+        """Separate one batch of chunks and hand each chunk's stems to `add`.
 
         Chunks are zero-padded to `width` frames and the batch to a power of two with empty
         chunks (length 0): the network masks padded frames and EM zeroes them, so the
         padding changes no output sample.
+
+        Args:
+            read: `read(b, lo, hi)` -> `(channels, hi - lo)` samples `[lo, hi)` of track `b`
+                reflect-padded by `n_fft // 2` on both sides.
+            channels: channels of the audio `read` returns.
+            group: chunks `(track, first centre frame, centre frames, first frame, frames)`.
+            width: frames every chunk is padded to.
+            add: `add(b, position, stems)` receives `(sources, channels, samples)` to overlap-add
+                at sample `position` of track `b`'s padded signal.
         """
         n_fft, hop = self.n_fft, self.n_hop
         rows = len(group)
@@ -311,12 +324,11 @@ class Separator:
             rows = min(1 << (rows - 1).bit_length(), max(1, self.batch_frames // width))
             rows = max(rows, len(group))
         samples = n_fft + hop * (width - 1)
-        channels = audio.shape[1]
         chunk_audio = np.zeros((rows, channels, samples), np.float32)
         lengths, offsets, centres = (np.zeros(rows, np.int32) for _ in range(3))
         for i, (b, start, centre, first, count) in enumerate(group):
             span = n_fft + hop * (count - 1)
-            chunk_audio[i, :, :span] = _reflect_slice(audio[b], first * hop, first * hop + span, n_fft // 2)
+            chunk_audio[i, :, :span] = read(b, first * hop, first * hop + span)
             lengths[i], offsets[i], centres[i] = count, start - first, centre
         if channels not in self._chunk_fns:
             index = tf.TensorSpec((None,), tf.int32)
@@ -326,8 +338,7 @@ class Separator:
             tf.constant(chunk_audio), tf.constant(lengths), tf.constant(offsets), tf.constant(centres)
         ).numpy()
         for i, (b, start, centre, _, _) in enumerate(group):
-            span = n_fft + hop * (centre - 1)
-            out[b, :, :, start * hop : start * hop + span] += stems[i, :, :, :span]
+            add(b, start * hop, stems[i, :, :, : n_fft + hop * (centre - 1)])
 
     def to_dict(self, estimates, aggregate_dict=None):
         """Name the stems of `(batch, sources, channels, samples)` estimates.

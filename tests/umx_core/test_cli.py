@@ -1,0 +1,152 @@
+"""The `umx` command end to end on generated audio."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from umx_core import BLSTMSpectralFilterLayer, Separator
+from umx_core.cli import main
+from umx_core.pretrained import load_separator
+
+RATE = 8000
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A saved 3-target separator at 8 kHz (small, several chunks per file)."""
+    filters = {}
+    for i, target in enumerate(("vocals", "drums", "bass")):
+        layer = BLSTMSpectralFilterLayer(nb_bins=129, nb_channels=2, hidden_size=8, max_bin=100, name=target)
+        layer.build((None, None, 129, 2))
+        rng = np.random.default_rng(i)
+        for w in layer.weights:
+            low, high = (0.5, 1.5) if any(k in w.path for k in ("variance", "scale")) else (-0.5, 0.5)
+            w.assign(rng.uniform(low, high, w.shape).astype(np.float32))
+        filters[target] = layer
+    path = str(tmp_path_factory.mktemp("model") / "sep")
+    Separator(filters, sample_rate=RATE, n_fft=256, n_hop=64, wiener_win_len=20, context=4).save(path)
+    return path
+
+
+@pytest.fixture
+def songs(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = []
+    for k, seconds in enumerate((3.0, 2.0)):
+        audio = (rng.standard_normal((int(seconds * RATE), 2)) * 0.1).astype(np.float32)
+        path = tmp_path / f"song{k}.wav"
+        sf.write(path, audio, RATE, subtype="FLOAT")
+        paths.append(str(path))
+    return paths
+
+
+def stem(path):
+    return sf.read(path, dtype="float32", always_2d=True)[0].T
+
+
+def test_several_inputs_one_broken(model, songs, tmp_path, capsys):
+    broken = tmp_path / "broken.wav"
+    broken.write_text("not audio")
+    out = tmp_path / "out"
+    code = main([songs[0], str(broken), songs[1], "--model", model, "--outdir", str(out)])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "broken.wav: not a readable audio file" in captured.err and captured.err.count("umx: error") == 1
+    for song, seconds in zip(songs, (3.0, 2.0)):
+        name = os.path.basename(song)[:-4]
+        assert sorted(os.listdir(out / name)) == ["bass.wav", "drums.wav", "vocals.wav"]
+        assert stem(out / name / "vocals.wav").shape == (2, int(seconds * RATE))
+        assert f"{song}: 0:0{int(seconds)}.0 in" in captured.out and "real time" in captured.out
+    assert not (out / "broken").exists() or os.listdir(out / "broken") == []
+    # the defaults are open-unmix's: niter 1, wiener_win_len 300
+    separator = load_separator(model, niter=1, wiener_win_len=300)
+    expected = separator(stem(songs[1])[None])[0]
+    np.testing.assert_allclose(stem(out / "song1" / "drums.wav"), expected[1], atol=1e-6)
+
+
+def test_start_duration_targets_residual_and_aggregate(model, songs, tmp_path):
+    out = tmp_path / "out"
+    args = [songs[0], "--model", model, "--outdir", str(out), "--start", "0.5", "--duration", "1.25",
+            "--targets", "vocals", "drums", "--residual", "backing", "--niter", "0"]
+    assert main(args) == 0
+    assert sorted(os.listdir(out / "song0")) == ["backing.wav", "drums.wav", "vocals.wav"]
+    excerpt = stem(songs[0])[:, 4000:14000]
+    separator = load_separator(model, targets=["vocals", "drums"], residual=True, niter=0, wiener_win_len=300)
+    expected = separator(excerpt[None])[0]
+    np.testing.assert_allclose(stem(out / "song0" / "backing.wav"), expected[2], atol=1e-6)
+    np.testing.assert_allclose(stem(out / "song0" / "vocals.wav"), expected[0], atol=1e-6)
+
+    agg = tmp_path / "agg"
+    spec = json.dumps({"vocals": ["vocals"], "accompaniment": ["drums", "bass"]})
+    assert main([songs[1], "--model", model, "--outdir", str(agg), "--aggregate", spec, "--ext", ".flac"]) == 0
+    assert sorted(os.listdir(agg / "song1")) == ["accompaniment.flac", "vocals.flac"]
+    full = load_separator(model, niter=1, wiener_win_len=300)(stem(songs[1])[None])[0]
+    np.testing.assert_allclose(stem(agg / "song1" / "accompaniment.flac"), full[1] + full[2], atol=1e-5)
+
+
+def test_default_outdir_globs_and_folders(model, songs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main([os.path.join(os.path.dirname(songs[0]), "song*.wav"), "--model", model, "--targets", "bass",
+                 "--niter", "0"]) == 0
+    assert os.listdir(tmp_path / "song0_sep") == ["bass.wav"] and os.listdir(tmp_path / "song1_sep") == ["bass.wav"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--aggregate", "{not json"], "--aggregate is not valid JSON"),
+    (["--aggregate", '{"x": ["piano"]}'], "--aggregate names sources the model does not give: ['piano']"),
+    (["--targets", "piano"], "no target(s) ['piano']"),
+    (["--ext", "aiff"], "--ext must be one of"),
+    (["--model", "no-such-model"], "'no-such-model': not a shipped model"),
+])
+def test_bad_options_are_one_clear_line(model, songs, tmp_path, capsys, args, message):
+    base = [songs[0], "--model", model, "--outdir", str(tmp_path / "o")]
+    assert main(base + args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "o").exists()
+
+
+def test_help_and_list_models_do_not_start_tensorflow():
+    code = ("import sys; from umx_core.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "main(['--list-models'])\n"
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": REPO}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "--audio-backend" in proc.stdout and "--wiener-win-len" in proc.stdout
+    assert "umxl" in proc.stdout and "NON-COMMERCIAL" in proc.stdout and "demo-5stems" in proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="the ffmpeg program is not installed (CI installs it)")
+def test_ffmpeg_backend_reads_m4a_and_stem_mp4(model, songs, tmp_path, capsys):
+    m4a = tmp_path / "song.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", songs[0], "-c:a", "aac", "-b:a", "128k", str(m4a)], check=True)
+    assert main([str(m4a), "--model", model, "--outdir", str(tmp_path / "o")]) == 2  # soundfile cannot
+    assert "song.m4a: not a readable audio file" in capsys.readouterr().err
+    assert main([str(m4a), "--model", model, "--outdir", str(tmp_path / "o"), "--audio-backend", "ffmpeg"]) == 0
+    vocals = stem(tmp_path / "o" / "song" / "vocals.wav")
+    assert 0 <= vocals.shape[-1] - 3 * RATE <= 1024 and np.abs(vocals).max() > 0  # AAC pads its last frame
+    # .stem.mp4: the first audio stream is the mixture; a silent second stream must not be used
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros((3 * RATE, 2), np.float32), RATE)
+    mp4 = tmp_path / "track.stem.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", songs[0], "-i", str(silent), "-map", "0:a", "-map", "1:a",
+                    "-c:a", "aac", str(mp4)], check=True)
+    assert main([str(mp4), "--model", model, "--outdir", str(tmp_path / "s"), "--audio-backend", "ffmpeg"]) == 0
+    got = stem(tmp_path / "s" / "track" / "vocals.wav")
+    assert np.abs(got).max() > 1e-3
+    np.testing.assert_allclose(got, vocals, atol=0.05)  # same mixture, same codec
+
+
+def test_missing_ffmpeg_is_named(model, songs, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main([songs[0], "--model", model, "--outdir", str(tmp_path / "o"), "--audio-backend", "ffmpeg"]) == 2
+    assert "needs the ffmpeg program" in capsys.readouterr().err

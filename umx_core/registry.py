@@ -1,0 +1,187 @@
+"""Model names: the shipped demo models and the published open-unmix weights.
+
+`resolve(name)` gives a local directory a `Separator` loads from: a shipped model inside the
+package, or a published model downloaded once from its official release files, checked
+against the digest pinned below, converted to a `Separator` directory and cached under
+`UMX_CACHE` (default `$XDG_CACHE_HOME/umx-tf`, else `~/.cache/umx-tf`).
+
+The published files are the open-unmix releases on Zenodo. Their names carry the first eight
+hex digits of each file's sha256 (torch.hub's convention, which open-unmix's own loader
+checks); those prefixes are what is pinned here. `UMX_MODEL_MIRROR` replaces
+`https://zenodo.org/` in every URL, for workers without internet access or a private copy.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+
+from umx_core.errors import UMXError
+
+ZENODO = "https://zenodo.org/"
+MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
+DEMO_LICENCE = "MIT (this project; trained on synthetic data only)"
+
+
+@dataclasses.dataclass(frozen=True)
+class PublishedModel:
+    """Open-unmix weights published as one `.pth` file per target."""
+
+    description: str
+    licence: str
+    files: dict  # {target: (url, sha256 or its leading hex digits)}
+    sample_rate: float = 44100.0
+    n_fft: int = 4096
+    n_hop: int = 1024
+    nb_channels: int = 2
+    commercial_use: bool = True
+
+    @property
+    def targets(self):
+        return list(self.files)
+
+
+def _zenodo(record, names):
+    return {target: (f"{ZENODO}records/{record}/files/{name}", name.rsplit(".", 1)[0][-8:])
+            for target, name in names.items()}
+
+
+NON_COMMERCIAL = "CC BY-NC-SA 4.0: NON-COMMERCIAL use only"
+PUBLISHED = {
+    "umxhq": PublishedModel(
+        "open-unmix UMX-HQ: 4 stems, trained on MUSDB18-HQ (open-unmix's default before 1.2)",
+        "MIT",
+        _zenodo(3370489, {"vocals": "vocals-b62c91ce.pth", "drums": "drums-9619578f.pth",
+                          "bass": "bass-8d85a5bd.pth", "other": "other-b52fbbf7.pth"})),
+    "umx": PublishedModel(
+        "open-unmix UMX: 4 stems, trained on MUSDB18 (compressed, 16 kHz bandwidth)",
+        "MIT",
+        _zenodo(3370486, {"vocals": "vocals-c8df74a5.pth", "drums": "drums-5a48008b.pth",
+                          "bass": "bass-646024d3.pth", "other": "other-f8e132cc.pth"})),
+    "umxl": PublishedModel(
+        "open-unmix UMX-L: 4 stems, hidden size 1024, trained on extra data (open-unmix's default)",
+        NON_COMMERCIAL,
+        _zenodo(5069601, {"vocals": "vocals-bccbd9aa.pth", "drums": "drums-69e0ebd4.pth",
+                          "bass": "bass-2ca1ce51.pth", "other": "other-c8c5b3e6.pth"}),
+        commercial_use=False),
+    "umxse": PublishedModel(
+        "open-unmix UMX-SE: speech enhancement (speech, noise), 16 kHz mono, trained on Voicebank+DEMAND",
+        "MIT",
+        _zenodo(3786908, {"speech": "speech_f5e0d9f9.pth", "noise": "noise_04a6fc2d.pth"}),
+        sample_rate=16000.0, n_fft=1024, n_hop=512, nb_channels=1),
+}
+
+
+def shipped():
+    """`{name: directory}` of the models shipped inside the package."""
+    if not os.path.isdir(MODELS_DIR):
+        return {}
+    return {name: os.path.join(MODELS_DIR, name) for name in sorted(os.listdir(MODELS_DIR))
+            if os.path.exists(os.path.join(MODELS_DIR, name, "separator.json"))}
+
+
+def cache_dir():
+    """Where downloads and converted models live (`UMX_CACHE` overrides)."""
+    if os.environ.get("UMX_CACHE"):
+        return os.environ["UMX_CACHE"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "umx-tf")
+
+
+def names():
+    """Every model name `resolve` knows."""
+    return list(shipped()) + list(PUBLISHED)
+
+
+def describe():
+    """Rows for `umx --list-models`: name, targets, sample rate, licence, description."""
+    rows = []
+    for name, folder in shipped().items():
+        with open(os.path.join(folder, "separator.json")) as f:
+            config = json.load(f)
+        scores = ""
+        if os.path.exists(os.path.join(folder, "evaluation.json")):
+            with open(os.path.join(folder, "evaluation.json")) as f:
+                median = json.load(f)["median"]["model"]
+            scores = "; median SDR on held-out synthetic tracks: " + ", ".join(
+                f"{t} {v['SDR']:.1f} dB" for t, v in median.items() if v["SDR"] is not None)
+        rows.append((name, config["targets"], int(config["sample_rate"]), DEMO_LICENCE,
+                     f"shipped demo model, embedded{scores}"))
+    for name, model in PUBLISHED.items():
+        rows.append((name, model.targets, int(model.sample_rate), model.licence,
+                     f"{model.description}; downloaded on first use"))
+    return rows
+
+
+def _url(url):
+    mirror = os.environ.get("UMX_MODEL_MIRROR")
+    if mirror and url.startswith(ZENODO):
+        return mirror.rstrip("/") + "/" + url[len(ZENODO):]
+    return url
+
+
+def download(url, digest, folder, label):
+    """Fetch `url` into `folder` once (a cache hit does not touch the network); returns the path.
+
+    The file is written under a temporary name, hashed while it streams, and renamed only when
+    its sha256 starts with `digest`; a mismatch deletes it and raises UMXError.
+    """
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, url.rstrip("/").rsplit("/", 1)[-1])
+    if os.path.exists(path):
+        return path
+    url = _url(url)
+    sha = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with urllib.request.urlopen(url, timeout=60) as response:
+                    while chunk := response.read(1 << 20):
+                        sha.update(chunk)
+                        out.write(chunk)
+            except (urllib.error.URLError, OSError) as exc:
+                raise UMXError(f"{label}: cannot download {url} ({getattr(exc, 'reason', exc)}); set "
+                               f"UMX_MODEL_MIRROR to a reachable copy, or pass a local path") from exc
+        actual = sha.hexdigest()
+        if not actual.startswith(digest.lower()):
+            raise UMXError(f"{label}: {url} has sha256 {actual}, expected {digest}...: refused "
+                           "(corrupt or tampered download)")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def resolve(name):
+    """A local separator directory for a model name, or None when `name` is not a model name."""
+    if name in shipped():
+        return shipped()[name]
+    if name not in PUBLISHED:
+        return None
+    model = PUBLISHED[name]
+    key = hashlib.sha256(json.dumps(sorted((t, d) for t, (_, d) in model.files.items())).encode()).hexdigest()[:8]
+    converted = os.path.join(cache_dir(), "models", f"{name}-{key}")
+    if os.path.exists(os.path.join(converted, "separator.json")):
+        return converted
+    downloads = os.path.join(cache_dir(), "downloads", name)
+    paths = {t: download(url, digest, downloads, f"{name}/{t}") for t, (url, digest) in model.files.items()}
+    from umx_core.convert import separator_from_openunmix
+
+    separator = separator_from_openunmix(paths, sample_rate=model.sample_rate, n_fft=model.n_fft, n_hop=model.n_hop,
+                                         nb_channels=model.nb_channels, niter=1)
+    tmp = tempfile.mkdtemp(dir=os.path.dirname(converted) if os.path.isdir(os.path.dirname(converted)) else None,
+                           prefix=f".{name}-")
+    try:
+        separator.save(tmp, metadata={"model_name": name, "licence": model.licence,
+                                      "source_files": {t: url for t, (url, _) in model.files.items()}})
+        os.makedirs(os.path.dirname(converted), exist_ok=True)
+        os.replace(tmp, converted)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return converted
