@@ -35,9 +35,10 @@ lock: venv
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-# the Python API example (README): separate a generated mixture, stems into example_output/
+# the README's first command: the umx command with the shipped demo model on the bundled songs
 example: venv
-	$(BIN)/python examples/api_example.py example_output
+	$(BIN)/umx examples/audio/* --outdir example_output
+	@echo "stems: example_output/<song>/<stem>.wav"
 
 # --- the shipped demo models (umx_core/models/demo-*) --------------------------------------
 # Renders General MIDI arrangements through fluidsynth (64 train/valid + 10 test tracks of 20 s,

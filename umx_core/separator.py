@@ -113,8 +113,11 @@ class Separator:
         em = dict(niter=niter, softmask=softmask, residual=residual, wiener_win_len=wiener_win_len, eps=eps)
         if isinstance(target_models, UMX):
             config = {**target_models.get_config(), **em}
-            model = UMX.from_config(config)
-            model.set_weights(target_models.get_weights())
+            if config == target_models.get_config():
+                model = target_models  # same settings: no second copy of the weights
+            else:
+                model = UMX.from_config(config)
+                model.set_weights(target_models.get_weights())
         else:
             if not target_models:
                 raise UMXError("a Separator needs at least one target model")

@@ -208,108 +208,187 @@ def separate_file(path, outdir, separator, ext="wav", start=0.0, duration=None, 
     Raises:
         UMXError naming the file: unreadable, empty, too short, NaN samples, unknown ext.
     """
-    if ext.lstrip(".") not in FORMATS:
-        raise UMXError(f"--ext must be one of {', '.join(FORMATS)}, got {ext!r}")
+    (result,) = separate_files([path], [outdir], separator, ext, start, duration, aggregate, backend,
+                               progress=progress)
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def separate_files(paths, outdirs, separator, ext="wav", start=0.0, duration=None, aggregate=None,
+                   backend="soundfile", progress=None):
+    """Separate several files together: chunks of different files share the network's batches
+    (what keeps a GPU busy with short tracks). Arguments as `separate_file`, with one output
+    folder per path.
+
+    Returns:
+        One entry per path: its `Result`, or the `UMXError` that stopped it (the others go on).
+    """
     ext = ext.lstrip(".")
-    began = time.monotonic()
-    notes = []
-    rate = int(separator.sample_rate)
-    with tempfile.TemporaryDirectory(prefix="umx-stream-") as tmp:
-        reader = open_input(path, rate, start, duration, backend, tmp, notes)
-        try:
-            stage = outdir if not storage.is_gcs(outdir) else os.path.join(tmp, "out")
-            stems = _stream(separator, reader, stage, ext, aggregate, progress)
-        finally:
-            reader.close()
-        if storage.is_gcs(outdir):
-            stems = {name: _upload(local, storage.join(outdir, os.path.basename(local))) for name, local in stems.items()}
-    return Result(path, outdir, stems, reader.frames / rate, time.monotonic() - began, notes)
-
-
-def _upload(local, target):
-    storage.upload_file(local, target)
-    return target
-
-
-def _stream(separator, reader, outdir, ext, aggregate, progress):
-    n_fft, hop, pad = separator.n_fft, separator.n_hop, separator.n_fft // 2
-    length = reader.frames
-    if length <= pad:
-        raise UMXError(f"{reader.label}: {length} samples ({length / reader.rate:.3f} s); more than "
-                       f"{pad} (n_fft/2) are needed")
-    channels = reader.channels
-    model_channels = 2 if (channels == 1 and separator.nb_channels == 2) else channels
-
-    def read(_, lo, hi):
-        audio = reader.reflect(lo, hi, pad)
-        return np.repeat(audio, 2, axis=0) if model_channels != channels else audio
-
-    nb_frames = frame_count(length, n_fft, hop)
-    jobs = [(0, *chunk) for chunk in separator._chunks(nb_frames)]
-    width = separator._chunk_frames(nb_frames)
-    per_call = max(1, separator.batch_frames // width)
-    groups = [jobs[i : i + per_call] for i in range(0, len(jobs), per_call)]
+    if ext not in FORMATS:
+        raise UMXError(f"--ext must be one of {', '.join(FORMATS)}, got {ext!r}")
     # names of the written stems; checked before any work
     names = list(separator.to_dict(np.zeros((1, len(separator.sources), 1, 1), np.float32), aggregate))
-    fmt, subtype = FORMATS[ext]
-    os.makedirs(outdir, exist_ok=True)
-    parts = {name: os.path.join(outdir, f"{name}.{ext}.part") for name in names}
-    writers = {}
-    try:
-        for name, part in parts.items():
-            writers[name] = sf.SoundFile(part, "w", samplerate=reader.rate, channels=model_channels, format=fmt,
-                                         subtype=subtype)
-        buffer = np.zeros((len(separator.sources), model_channels, 0), np.float32)
-        base = 0  # padded-signal position of buffer[..., 0]
-        emitted = pad  # next padded-signal position to write (output sample emitted - pad)
-        end = pad + length
+    results = [None] * len(paths)
+    with tempfile.TemporaryDirectory(prefix="umx-stream-") as tmp:
+        tracks = []
+        for k, (path, outdir) in enumerate(zip(paths, outdirs)):
+            began, notes = time.monotonic(), []
+            work = os.path.join(tmp, str(k))
+            os.makedirs(work)
+            try:
+                reader = open_input(path, int(separator.sample_rate), start, duration, backend, work, notes)
+                stage = outdir if not storage.is_gcs(outdir) else os.path.join(work, "out")
+            except UMXError as exc:
+                results[k] = exc
+                continue
+            try:
+                tracks.append(_Track(k, separator, reader, stage, outdir, ext, names, aggregate, began, notes))
+            except UMXError as exc:
+                reader.close()
+                results[k] = exc
+        try:
+            for track in _stream(separator, tracks, progress):
+                results[track.index] = track.result if track.error is None else track.error
+        finally:
+            for track in tracks:
+                track.close()
+    return results
 
-        def add(_, position, stems):
-            nonlocal buffer
-            stop = position + stems.shape[-1] - base
-            if stop > buffer.shape[-1]:
-                buffer = np.concatenate([buffer, np.zeros(buffer.shape[:2] + (stop - buffer.shape[-1],), np.float32)],
-                                        axis=-1)
-            buffer[..., position - base : stop] += stems
 
-        for k, group in enumerate(groups):
-            separator._run_group(read, model_channels, group, width, add)
-            final = groups[k + 1][0][1] * hop if k + 1 < len(groups) else end  # no later chunk writes before this
-            final = min(final, end)
-            if final > emitted:
-                block = np.array(buffer[..., emitted - base : final - base])
-                _normalise_block(block, nb_frames, n_fft, hop, emitted)
-                if not np.isfinite(block).all():
-                    raise UMXError(f"{reader.label}: the model produced NaN or infinite samples near "
-                                   f"{(emitted - pad) / reader.rate:.1f} s (a broken model?)")
-                named = separator.to_dict(block[None], aggregate)
-                for name in names:
-                    data = named[name][0].T
-                    if subtype != "FLOAT":
-                        data = np.clip(data, -1.0, 1.0)
-                    writers[name].write(data)
-                emitted = final
-                buffer = buffer[..., final - base :]
-                base = final
-                if progress is not None:
-                    progress((emitted - pad) / reader.rate, length / reader.rate)
-        for writer in writers.values():
+class _Track:
+    """One file being separated: its reader, overlap-add buffer and stem writers."""
+
+    def __init__(self, index, separator, reader, stage, outdir, ext, names, aggregate, began, notes):
+        self.index, self.separator, self.reader = index, separator, reader
+        self.stage, self.outdir, self.ext, self.names, self.aggregate = stage, outdir, ext, names, aggregate
+        self.began, self.notes = began, notes
+        self.error, self.result, self.writers = None, None, {}
+        n_fft, hop = separator.n_fft, separator.n_hop
+        self.pad = n_fft // 2
+        if reader.frames <= self.pad:
+            raise UMXError(f"{reader.label}: {reader.frames} samples ({reader.frames / reader.rate:.3f} s); "
+                           f"more than {self.pad} (n_fft/2) are needed")
+        self.channels = 2 if (reader.channels == 1 and separator.nb_channels == 2) else reader.channels
+        self.nb_frames = frame_count(reader.frames, n_fft, hop)
+        self.chunks = separator._chunks(self.nb_frames)
+        self.width = separator._chunk_frames(self.nb_frames)
+        self.buffer = np.zeros((len(separator.sources), self.channels, 0), np.float32)
+        self.base, self.emitted, self.end = 0, self.pad, self.pad + reader.frames
+        fmt, self.subtype = FORMATS[ext]
+        os.makedirs(stage, exist_ok=True)
+        self.parts = {name: os.path.join(stage, f"{name}.{ext}.part") for name in names}
+        for name, part in self.parts.items():
+            self.writers[name] = sf.SoundFile(part, "w", samplerate=reader.rate, channels=self.channels, format=fmt,
+                                              subtype=self.subtype)
+
+    def read(self, lo, hi):
+        if self.error is None:
+            try:
+                audio = self.reader.reflect(lo, hi, self.pad)
+                return np.repeat(audio, 2, axis=0) if self.channels != self.reader.channels else audio
+            except UMXError as exc:
+                self.fail(exc)
+        return np.zeros((self.channels, hi - lo), np.float32)  # a failed track's chunk: computed, discarded
+
+    def add(self, position, stems):
+        if self.error is not None:
+            return
+        stop = position + stems.shape[-1] - self.base
+        if stop > self.buffer.shape[-1]:
+            grow = np.zeros(self.buffer.shape[:2] + (stop - self.buffer.shape[-1],), np.float32)
+            self.buffer = np.concatenate([self.buffer, grow], axis=-1)
+        self.buffer[..., position - self.base : stop] += stems
+
+    def flush(self, final, progress=None):
+        """Normalise and write every sample before `final` (no chunk still to come writes there)."""
+        final = min(final, self.end)
+        if self.error is not None or final <= self.emitted:
+            return
+        from umx_core.separator import _normalise
+
+        block = np.array(self.buffer[..., self.emitted - self.base : final - self.base])
+        _normalise(block, self.nb_frames, self.separator.n_fft, self.separator.n_hop, start=self.emitted)
+        if not np.isfinite(block).all():
+            self.fail(UMXError(f"{self.reader.label}: the model produced NaN or infinite samples near "
+                               f"{(self.emitted - self.pad) / self.reader.rate:.1f} s (a broken model?)"))
+            return
+        named = self.separator.to_dict(block[None], self.aggregate)
+        for name in self.names:
+            data = named[name][0].T
+            self.writers[name].write(np.clip(data, -1.0, 1.0) if self.subtype != "FLOAT" else data)
+        self.buffer = self.buffer[..., final - self.base :]
+        self.base = self.emitted = final
+        if progress is not None:
+            progress((self.emitted - self.pad) / self.reader.rate, self.reader.frames / self.reader.rate)
+
+    def finish(self):
+        """Close the stems and rename them into place (uploading them for a gs:// output)."""
+        if self.error is not None:
+            return
+        for writer in self.writers.values():
             writer.close()
-        out = {}
-        for name, part in parts.items():
-            os.replace(part, part[: -len(".part")])
-            out[name] = part[: -len(".part")]
-        return out
-    except BaseException:
-        for writer in writers.values():
+        stems = {}
+        for name, part in self.parts.items():
+            final = part[: -len(".part")]
+            os.replace(part, final)
+            if storage.is_gcs(self.outdir):
+                target = storage.join(self.outdir, os.path.basename(final))
+                storage.upload_file(final, target)
+                final = target
+            stems[name] = final
+        rate = self.reader.rate
+        self.result = Result(self.reader.label, self.outdir, stems, self.reader.frames / rate,
+                             time.monotonic() - self.began, self.notes)
+
+    def fail(self, exc):
+        if self.error is None:
+            self.error = exc
+            self.close()
+
+    def close(self):
+        """Release the reader and writers; remove unfinished stems."""
+        for writer in self.writers.values():
             writer.close()
-        for part in parts.values():
+        for part in self.parts.values():
             if os.path.exists(part):
                 os.remove(part)
-        raise
+        self.reader.close()
 
 
-def _normalise_block(block, nb_frames, n_fft, hop, start):
-    from umx_core.separator import _normalise
-
-    _normalise(block, nb_frames, n_fft, hop, start=start)
+def _stream(separator, tracks, progress=None):
+    """Run every track's chunks through the separator in shared batches; yields each track
+    when it is finished (or failed). Tracks of the same chunk width share batches."""
+    hop = separator.n_hop
+    by_shape = {}
+    for track in tracks:
+        by_shape.setdefault((track.width, track.channels), []).append(track)
+    for (width, channels), group_tracks in by_shape.items():
+        per_call = max(1, separator.batch_frames // width)
+        jobs = [(track, chunk) for track in group_tracks for chunk in track.chunks]
+        pending = {id(track): len(track.chunks) for track in group_tracks}
+        position = 0
+        while position < len(jobs):
+            batch = []
+            while position < len(jobs) and len(batch) < per_call:
+                track, chunk = jobs[position]
+                position += 1
+                if track.error is None:
+                    batch.append((track, chunk))
+            if not batch:
+                continue
+            members = {id(t): t for t, _ in batch}
+            order = list(members)
+            group = [(order.index(id(t)), *chunk) for t, chunk in batch]
+            read = lambda b, lo, hi: members[order[b]].read(lo, hi)  # noqa: E731
+            add = lambda b, at, stems: members[order[b]].add(at, stems)  # noqa: E731
+            separator._run_group(read, channels, group, width, add)
+            for track, chunk in batch:
+                pending[id(track)] -= 1
+            for key, track in members.items():
+                left = [c for t, c in jobs[position:] if t is track]
+                track.flush(left[0][0] * hop if left else track.end, progress if len(tracks) == 1 else None)
+                if not pending[key] or track.error is not None:
+                    if track.error is None and not left:
+                        track.finish()
+                    yield track

@@ -150,3 +150,16 @@ def test_missing_ffmpeg_is_named(model, songs, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert main([songs[0], "--model", model, "--outdir", str(tmp_path / "o"), "--audio-backend", "ffmpeg"]) == 2
     assert "needs the ffmpeg program" in capsys.readouterr().err
+
+
+def test_em_and_device_options_reach_the_separator(model, songs, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = [songs[1], "--model", model, "--outdir", str(out), "--softmask", "--niter", "2", "--wiener-win-len", "50",
+            "--filterbank", "tf", "--no-cuda", "--verbose", "--batch-frames", "300", "--ext", "wav"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "niter 2" in err and "8000 Hz" in err
+    expected = load_separator(model, niter=2, softmask=True, wiener_win_len=50)(stem(songs[1])[None])[0]
+    np.testing.assert_allclose(stem(out / "song1" / "bass.wav"), expected[2], atol=1e-6)
+    hard = load_separator(model, niter=2, wiener_win_len=50)(stem(songs[1])[None])[0]
+    assert np.abs(hard[2] - expected[2]).max() > 1e-4  # --softmask changed the result

@@ -135,3 +135,23 @@ def test_gcs_in_and_out(separator, tmp_path, gcs_emulator):
 def test_output_names():
     assert output_name("gs://b/a/Song One.stem.mp4") == "Song One"
     assert output_name("/x/track.01.flac") == "track.01"
+
+
+def test_several_files_share_batches_and_fail_alone(separator, tmp_path):
+    from umx_core.stream import separate_files
+
+    good = [noise(3.1, seed=10), noise(2.2, seed=11), noise(1.7, channels=1, seed=12)]
+    broken = noise(3.0, seed=13)
+    broken[:, int(2.5 * RATE)] = np.inf  # fails after its first chunks were separated
+    paths = []
+    for k, audio in enumerate(good[:2] + [broken] + good[2:]):
+        paths.append(str(tmp_path / f"in{k}.wav"))
+        sf.write(paths[-1], audio.T, RATE, subtype="FLOAT")
+    paths.append(str(tmp_path / "missing.wav"))
+    outdirs = [str(tmp_path / f"out{k}") for k in range(len(paths))]
+    results = separate_files(paths, outdirs, separator)
+    assert isinstance(results[2], UMXError) and "in2.wav: NaN or infinite" in str(results[2])
+    assert isinstance(results[4], UMXError) and "no such file" in str(results[4])
+    assert not os.path.exists(outdirs[2]) or os.listdir(outdirs[2]) == []
+    for k, audio in zip((0, 1, 3), good):
+        np.testing.assert_allclose(read_stems(results[k], separator.sources), separator(audio[None])[0], atol=1e-6)
