@@ -96,3 +96,21 @@ def gcs_emulator():
         os.environ.pop("STORAGE_EMULATOR_HOST", None)
     else:
         os.environ["STORAGE_EMULATOR_HOST"] = old
+
+
+def random_filters(targets, nb_bins=129, max_bin=100, hidden_size=8, nb_channels=2):
+    """`{target: BLSTMSpectralFilterLayer}` with random weights (variances and scales positive,
+    as trained ones are), a different seed per target."""
+    from umx_core import BLSTMSpectralFilterLayer
+
+    filters = {}
+    for i, target in enumerate(targets):
+        layer = BLSTMSpectralFilterLayer(nb_bins=nb_bins, nb_channels=nb_channels, hidden_size=hidden_size,
+                                         max_bin=max_bin, name=target)
+        layer.build((None, None, nb_bins, nb_channels))
+        rng = np.random.default_rng(i)
+        for w in layer.weights:
+            low, high = (0.5, 1.5) if any(k in w.path for k in ("variance", "scale")) else (-0.5, 0.5)
+            w.assign(rng.uniform(low, high, w.shape).astype(np.float32))
+        filters[target] = layer
+    return filters

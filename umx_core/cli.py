@@ -10,7 +10,6 @@ parse, so `--help` and `--list-models` answer at once.
 """
 
 import argparse
-import glob
 import json
 import os
 import sys
@@ -68,34 +67,13 @@ def list_models(out=sys.stdout):
 
 
 def expand_inputs(patterns):
-    """Files named by paths, folders (their audio files) and glob patterns, in order, without repeats."""
+    """Files named by paths, folders (every file below) and glob patterns, in order, without repeats."""
     from umx_core import storage
 
     out = []
     for pattern in patterns:
-        if storage.is_gcs(pattern):
-            matches = _gcs_glob(pattern) if any(c in pattern for c in "*?[") else [pattern]
-        elif os.path.isdir(pattern):
-            matches = sorted(p for p in glob.glob(os.path.join(pattern, "**", "*"), recursive=True)
-                             if os.path.isfile(p))
-        elif any(c in pattern for c in "*?["):
-            matches = sorted(glob.glob(pattern, recursive=True))
-        else:
-            matches = [pattern]  # a missing file is reported when it is separated
-        out.extend(m for m in matches if m not in out)
+        out.extend(m for m in storage.glob(pattern) if m not in out)
     return out
-
-
-def _gcs_glob(pattern):
-    import fnmatch
-
-    from umx_core import storage
-
-    bucket, key = storage.split_gcs(pattern)
-    prefix = key[: min((key.index(c) for c in "*?[" if c in key), default=len(key))]
-    prefix = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-    return [f for f in storage.list_files(f"gs://{bucket}/{prefix}" if prefix else f"gs://{bucket}")
-            if fnmatch.fnmatchcase(f, pattern)]
 
 
 class Progress:

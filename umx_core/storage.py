@@ -176,3 +176,60 @@ def local_dir(path):
             os.makedirs(os.path.dirname(target), exist_ok=True)
             _blob(f).download_to_filename(target)
         yield tmp
+
+
+def delete(path):
+    """Remove a file if it exists (local or gs://)."""
+    if is_gcs(path):
+        blob = _blob(path)
+        if blob.exists():
+            blob.delete()
+    elif os.path.exists(path):
+        os.remove(path)
+
+
+def checksum(path):
+    """A content digest without downloading twice: `md5:<hex>` from gs:// metadata, `sha256:<hex>` locally."""
+    if is_gcs(path):
+        blob = _blob(path)
+        blob.reload()
+        if blob.md5_hash:
+            import base64
+
+            return "md5:" + base64.b64decode(blob.md5_hash).hex()
+        return f"crc32c:{blob.crc32c}"
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def glob_base(pattern):
+    """The folder a pattern's matches are relative to: its part before the first wildcard, up to a '/'."""
+    cut = min((pattern.index(c) for c in "*?[" if c in pattern), default=None)
+    if cut is None:
+        return pattern.rsplit("/", 1)[0] if "/" in pattern else ""
+    head = pattern[:cut]
+    return head.rsplit("/", 1)[0] if "/" in head else ""
+
+
+def glob(pattern):
+    """Files matching a pattern, sorted (local or gs://; `**` spans folders). A pattern without
+    wildcards is returned as it is, existing or not; a folder gives every file below it."""
+    import fnmatch
+    import glob as _glob
+
+    wild = any(c in pattern for c in "*?[")
+    if is_gcs(pattern):
+        if not wild:
+            return [pattern]
+        base = glob_base(pattern)
+        return [f for f in list_files(base) if fnmatch.fnmatchcase(f, pattern)]
+    if os.path.isdir(pattern):
+        return [f for f in list_files(pattern)]
+    if not wild:
+        return [pattern]
+    return sorted(p for p in _glob.glob(pattern, recursive=True) if os.path.isfile(p))

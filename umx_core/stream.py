@@ -222,7 +222,8 @@ def separate_files(paths, outdirs, separator, ext="wav", start=0.0, duration=Non
     folder per path.
 
     Returns:
-        One entry per path: its `Result`, or the `UMXError` that stopped it (the others go on).
+        One entry per path: its `Result`, or the `UMXError` that stopped it (the others go on),
+        with a `stage` attribute: "decode" (reading the input) or "separate" (the model's output).
     """
     ext = ext.lstrip(".")
     if ext not in FORMATS:
@@ -240,12 +241,14 @@ def separate_files(paths, outdirs, separator, ext="wav", start=0.0, duration=Non
                 reader = open_input(path, int(separator.sample_rate), start, duration, backend, work, notes)
                 stage = outdir if not storage.is_gcs(outdir) else os.path.join(work, "out")
             except UMXError as exc:
+                exc.stage = "decode"
                 results[k] = exc
                 continue
             try:
                 tracks.append(_Track(k, separator, reader, stage, outdir, ext, names, aggregate, began, notes))
             except UMXError as exc:
                 reader.close()
+                exc.stage = "decode"
                 results[k] = exc
         try:
             for track in _stream(separator, tracks, progress):
@@ -288,6 +291,7 @@ class _Track:
                 audio = self.reader.reflect(lo, hi, self.pad)
                 return np.repeat(audio, 2, axis=0) if self.channels != self.reader.channels else audio
             except UMXError as exc:
+                exc.stage = "decode"
                 self.fail(exc)
         return np.zeros((self.channels, hi - lo), np.float32)  # a failed track's chunk: computed, discarded
 
@@ -310,8 +314,10 @@ class _Track:
         block = np.array(self.buffer[..., self.emitted - self.base : final - self.base])
         _normalise(block, self.nb_frames, self.separator.n_fft, self.separator.n_hop, start=self.emitted)
         if not np.isfinite(block).all():
-            self.fail(UMXError(f"{self.reader.label}: the model produced NaN or infinite samples near "
-                               f"{(self.emitted - self.pad) / self.reader.rate:.1f} s (a broken model?)"))
+            error = UMXError(f"{self.reader.label}: the model produced NaN or infinite samples near "
+                             f"{(self.emitted - self.pad) / self.reader.rate:.1f} s (a broken model?)")
+            error.stage = "separate"
+            self.fail(error)
             return
         named = self.separator.to_dict(block[None], self.aggregate)
         for name in self.names:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from umx_core import BLSTMSpectralFilterLayer, Separator
+from tests.conftest import random_filters
+from umx_core import Separator
 from umx_core.cli import main
 from umx_core.pretrained import load_separator
 
@@ -21,15 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     """A saved 3-target separator at 8 kHz (small, several chunks per file)."""
-    filters = {}
-    for i, target in enumerate(("vocals", "drums", "bass")):
-        layer = BLSTMSpectralFilterLayer(nb_bins=129, nb_channels=2, hidden_size=8, max_bin=100, name=target)
-        layer.build((None, None, 129, 2))
-        rng = np.random.default_rng(i)
-        for w in layer.weights:
-            low, high = (0.5, 1.5) if any(k in w.path for k in ("variance", "scale")) else (-0.5, 0.5)
-            w.assign(rng.uniform(low, high, w.shape).astype(np.float32))
-        filters[target] = layer
+    filters = random_filters(("vocals", "drums", "bass"))
     path = str(tmp_path_factory.mktemp("model") / "sep")
     Separator(filters, sample_rate=RATE, n_fft=256, n_hop=64, wiener_win_len=20, context=4).save(path)
     return path

@@ -7,7 +7,8 @@ import pytest
 import soundfile as sf
 import soxr
 
-from umx_core import BLSTMSpectralFilterLayer, Separator, storage
+from tests.conftest import random_filters
+from umx_core import Separator, storage
 from umx_core.errors import UMXError
 from umx_core.stream import output_name, separate_file
 
@@ -17,15 +18,7 @@ RATE = 8000
 @pytest.fixture(scope="module")
 def separator():
     """A small model cut into many chunks and groups (segment 20 frames, 3 chunks per call)."""
-    filters = {}
-    for i, target in enumerate(("vocals", "drums")):
-        layer = BLSTMSpectralFilterLayer(nb_bins=129, nb_channels=2, hidden_size=8, max_bin=100, name=target)
-        layer.build((None, None, 129, 2))
-        rng = np.random.default_rng(i)
-        for w in layer.weights:  # variances and scales positive, as trained ones are
-            low, high = (0.5, 1.5) if any(k in w.path for k in ("variance", "scale")) else (-0.5, 0.5)
-            w.assign(rng.uniform(low, high, w.shape).astype(np.float32))
-        filters[target] = layer
+    filters = random_filters(("vocals", "drums"))
     return Separator(filters, niter=1, residual=True, sample_rate=RATE, n_fft=256, n_hop=64, wiener_win_len=20,
                      context=4, batch_frames=100)
 

@@ -1,0 +1,171 @@
+"""The catalog job end to end: `python -m pipelines.separate_catalog` on DirectRunner."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.conftest import random_filters
+from umx_core import Separator, storage
+from umx_core.pretrained import load_separator
+
+RATE = 16000
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+GOOD = {"album/a.wav": 3.0, "album/b.flac": 2.5, "c.mp3": 2.0, "short.wav": 0.1, "eight.wav": 1.5,
+        "mono8k.mp3": 1.5}
+BAD = {"empty.wav": "decode", "text.wav": "decode", "truncated.flac": "decode", "nan.wav": "decode"}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    filters = random_filters(("vocals", "drums"), nb_bins=257, max_bin=200)
+    path = str(tmp_path_factory.mktemp("model") / "tiny")
+    Separator(filters, niter=1, sample_rate=RATE, n_fft=512, n_hop=128).save(path)
+    return path
+
+
+def make_catalog(root):
+    """Good tracks of every kind the job must handle, and broken ones."""
+    rng = np.random.default_rng(0)
+    os.makedirs(os.path.join(root, "album"), exist_ok=True)
+
+    def audio(seconds, channels=2, rate=RATE):
+        return (rng.standard_normal((int(seconds * rate), channels)) * 0.1).astype(np.float32)
+
+    sf.write(os.path.join(root, "album/a.wav"), audio(3.0), RATE, subtype="FLOAT")
+    sf.write(os.path.join(root, "album/b.flac"), audio(2.5), RATE)
+    sf.write(os.path.join(root, "c.mp3"), audio(2.0), RATE, format="MP3")
+    sf.write(os.path.join(root, "short.wav"), audio(0.1), RATE, subtype="FLOAT")
+    sf.write(os.path.join(root, "eight.wav"), audio(1.5, channels=8), RATE, subtype="FLOAT")
+    sf.write(os.path.join(root, "mono8k.mp3"), audio(1.5, channels=1, rate=8000), 8000, format="MP3")
+    open(os.path.join(root, "empty.wav"), "wb").close()
+    with open(os.path.join(root, "text.wav"), "w") as f:
+        f.write("this is not audio\n" * 100)
+    sf.write(os.path.join(root, "whole.flac"), audio(3.0), RATE)
+    data = open(os.path.join(root, "whole.flac"), "rb").read()
+    os.remove(os.path.join(root, "whole.flac"))
+    with open(os.path.join(root, "truncated.flac"), "wb") as f:
+        f.write(data[: len(data) // 2])
+    nan = audio(2.0)
+    nan[RATE, 0] = np.nan
+    sf.write(os.path.join(root, "nan.wav"), nan, RATE, subtype="FLOAT")
+
+
+def run_job(*args, check=True):
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, "-m", "pipelines.separate_catalog", *args], env=env,
+                          capture_output=True, text=True, timeout=900)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    return proc
+
+
+def summary(output, run):
+    return json.loads(storage.read_bytes(storage.join(output, "_runs", f"{run}.json")))
+
+
+def failures(output, run):
+    text = storage.read_bytes(storage.join(output, "_failed", f"{run}.jsonl")).decode()
+    return {os.path.basename(r["path"]): r for r in map(json.loads, text.splitlines())}
+
+
+def out_dir(output, name):
+    return storage.join(output, os.path.splitext(name)[0])
+
+
+def check_complete(output, model):
+    """Every good track: stems of the input's duration at the model's rate, the record last."""
+    for name, seconds in GOOD.items():
+        record = json.loads(storage.read_bytes(storage.join(out_dir(output, name), "separation.json")))
+        assert sorted(record["stems"]) == ["drums", "vocals"] and record["duration_seconds"] == pytest.approx(
+            seconds, abs=0.06)
+        for path in record["stems"].values():
+            data = storage.read_bytes(path)
+            info = sf.info(__import__("io").BytesIO(data))
+            assert info.samplerate == RATE and abs(info.frames - seconds * RATE) < 0.06 * RATE, (name, info)
+
+
+def test_gcs_catalog_bad_inputs_rerun_and_repair(model, tmp_path, gcs_emulator):
+    local = str(tmp_path / "catalog")
+    make_catalog(local)
+    source, output = f"gs://{gcs_emulator}/catalog", f"gs://{gcs_emulator}/stems"
+    storage.upload_dir(local, source)
+    common = ["--input", f"{source}/**", "--output", output, "--model", model, "--codec", "flac"]
+    run_job(*common, "--run_id", "first")
+    check_complete(output, model)
+    first = summary(output, "first")
+    assert (first["found"], first["separated"], first["failed"], first["skipped"]) == (10, 6, 4, 0)
+    failed = failures(output, "first")
+    assert sorted(failed) == sorted(BAD)
+    assert "not a readable audio file" in failed["text.wav"]["error"]
+    assert "NaN" in failed["nan.wav"]["error"] and "truncated" in failed["truncated.flac"]["error"].lower()
+    for name in BAD:
+        assert not storage.exists(storage.join(out_dir(output, name), "separation.json"))
+    # the output equals the Separator's on the same file (flac output: 24-bit)
+    separator = load_separator(model, niter=1, batch_frames=1200)
+    audio = sf.read(os.path.join(local, "album/a.wav"), dtype="float32")[0].T
+    expected = separator(audio[None])[0]
+    got = sf.read(__import__("io").BytesIO(storage.read_bytes(f"{output}/album/a/vocals.flac")), dtype="float32")[0].T
+    np.testing.assert_allclose(got, expected[0], atol=2e-6 + 2**-23)
+    # second run: nothing new
+    run_job(*common, "--run_id", "second")
+    second = summary(output, "second")
+    assert (second["skipped"], second["separated"], second["failed"]) == (6, 0, 4)
+    # a lost record: exactly that track again
+    storage.delete(f"{output}/album/b/separation.json")
+    run_job(*common, "--run_id", "third")
+    third = summary(output, "third")
+    assert (third["skipped"], third["separated"]) == (5, 1)
+    # other parameters are another job: not complete for it
+    run_job(*common, "--niter", "0", "--run_id", "fourth", "--input", "gs://nowhere-bucket-x/none.wav")
+    fourth = summary(output, "fourth")
+    assert fourth["separated"] == 6 and fourth["skipped"] == 0
+    assert json.loads(storage.read_bytes(f"{output}/c/separation.json"))["parameters"]["niter"] == 0
+
+
+def test_local_paths_two_processes_and_a_killed_run(model, tmp_path):
+    local = str(tmp_path / "catalog")
+    os.makedirs(local)
+    rng = np.random.default_rng(1)
+    for k in range(8):
+        sf.write(os.path.join(local, f"t{k}.wav"), (rng.standard_normal((int(2.5 * RATE), 2)) * 0.1).astype(np.float32),
+                 RATE, subtype="FLOAT")
+    output = str(tmp_path / "stems")
+    common = ["--input", os.path.join(local, "*.wav"), "--output", output, "--model", model, "--batch_seconds", "3"]
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.separate_catalog", *common, "--run_id", "killed"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline:
+        if os.path.isdir(output) and any(os.path.exists(os.path.join(output, d, "separation.json"))
+                                         for d in os.listdir(output)):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the job ended before it could be killed"
+    # nothing looks complete without all its stems, and no stem file is half-written under its name
+    for folder in (os.listdir(output) if os.path.isdir(output) else []):
+        files = os.listdir(os.path.join(output, folder))
+        if "separation.json" in files:
+            assert {"vocals.flac", "drums.flac"} <= set(files)
+    run_job(*common, "--run_id", "again", "--direct_running_mode", "multi_processing", "--direct_num_workers", "2")
+    again = summary(output, "again")
+    assert again["separated"] + again["skipped"] == 8 and again["failed"] == 0
+    assert again["skipped"] >= 1 and again["separated"] >= 1  # killed midway: some done, some not
+    for k in range(8):
+        record = json.load(open(os.path.join(output, f"t{k}", "separation.json")))
+        assert record["duration_seconds"] == pytest.approx(2.5)
+        assert not [f for f in os.listdir(os.path.join(output, f"t{k}")) if f.endswith(".part")]
+
+
+def test_bad_options_are_named(tmp_path):
+    proc = run_job("--output", str(tmp_path), check=False)
+    assert proc.returncode == 2 and "give --input PATTERN or --input_list FILE" in proc.stderr
+    proc = run_job("--input", "x.wav", "--output", str(tmp_path), "--aggregate", "{bad", check=False)
+    assert proc.returncode == 2 and "--aggregate is not valid JSON" in proc.stderr
