@@ -35,10 +35,10 @@ lock: venv
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-# the README's first command: the umx command with the shipped demo model on the bundled songs
+# the README's first command: the catalog job (DirectRunner) with the shipped demo model on the bundled songs
 example: venv
-	$(BIN)/umx examples/audio/* --outdir example_output
-	@echo "stems: example_output/<song>/<stem>.wav"
+	$(BIN)/python -m pipelines.separate_catalog --input 'examples/audio/*' --output example_output --codec wav
+	@echo "stems: example_output/<song>/<stem>.wav, records example_output/<song>/separation.json, run summary example_output/_runs/"
 
 # --- the shipped demo models (umx_core/models/demo-*) --------------------------------------
 # Renders General MIDI arrangements through fluidsynth (64 train/valid + 10 test tracks of 20 s,

@@ -337,25 +337,34 @@ def validate(options):
     return problems
 
 
-def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    options = PipelineOptions(argv)
+def run(argv):
+    """Build and run the job from command-line arguments; returns `(PipelineResult, options)`.
+
+    Raises UMXError listing every problem with the job's own options."""
+    options = PipelineOptions(list(argv))
     catalog = options.view_as(CatalogOptions)
     problems = validate(catalog)
     if problems:
-        for problem in problems:
-            print(f"separate_catalog: error: {problem}", file=sys.stderr)
-        return 2
+        raise UMXError("; ".join(problems))
     setup = options.view_as(SetupOptions)
     if setup.setup_file is None and options.get_all_options().get("runner") not in (None, "DirectRunner"):
+        # the package and its pinned dependencies reach the workers through setup.py
         setup.setup_file = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
     started = time.time()
-    with beam.Pipeline(options=options) as pipeline:
-        build(pipeline, catalog, started)
-    summary_path = storage.join(catalog.output, "_runs")
-    print(f"done: stems under {catalog.output}/<track>/, run summary in {summary_path}/")
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, catalog, started)
+    result = pipeline.run()
+    result.wait_until_finish()
+    return result, catalog
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _, catalog = run(argv)
+    except UMXError as exc:
+        for problem in str(exc).split("; "):
+            print(f"separate_catalog: error: {problem}", file=sys.stderr)
+        return 2
+    print(f"done: stems under {catalog.output}/<track>/, run summary in {storage.join(catalog.output, '_runs')}/")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -169,3 +169,34 @@ def test_bad_options_are_named(tmp_path):
     assert proc.returncode == 2 and "give --input PATTERN or --input_list FILE" in proc.stderr
     proc = run_job("--input", "x.wav", "--output", str(tmp_path), "--aggregate", "{bad", check=False)
     assert proc.returncode == 2 and "--aggregate is not valid JSON" in proc.stderr
+
+
+def test_dataflow_translation_with_a_gpu_worker(monkeypatch, tmp_path):
+    """The same command on DataflowRunner, translated without submitting (--dry_run): the job
+    carries the GPU service option, the worker image, the machine type, setup.py and our options."""
+    from apache_beam.runners.dataflow.internal import apiclient
+
+    from pipelines.catalog import run
+
+    monkeypatch.chdir(tmp_path)  # Beam's stager would take a ./build folder for the `build` package
+    image = "us-docker.pkg.dev/my-project/umx/worker:0.1.0"
+    accelerator = "worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver"
+    result, _ = run(["--input", "gs://bucket/catalog/**/*.mp3", "--output", "gs://bucket/stems", "--model", "umxhq",
+                     "--runner", "DataflowRunner", "--project", "my-project", "--region", "us-central1",
+                     "--temp_location", "gs://bucket/tmp", "--dry_run", "True", "--sdk_container_image", image,
+                     "--dataflow_service_options", accelerator, "--machine_type", "g2-standard-8",
+                     "--experiments", "no_use_multiple_sdk_containers"])
+    job = result.job
+    env = apiclient.Environment(packages=[], options=job.options, environment_version="dry-run",
+                                proto_pipeline_staged_url="gs://bucket/tmp/pipeline.pb",
+                                proto_pipeline=job.proto_pipeline).proto
+    assert list(env.service_options) == [accelerator]
+    assert "no_use_multiple_sdk_containers" in env.experiments
+    (pool,) = env.worker_pools
+    assert pool.machine_type == "g2-standard-8"
+    assert [c.container_image for c in pool.sdk_harness_container_images] == [image]
+    options = dict(env.sdk_pipeline_options["options"])
+    assert options["setup_file"] == os.path.join(REPO, "setup.py") and options["model"] == "umxhq"
+    assert options["input"] == ["gs://bucket/catalog/**/*.mp3"] and options["output"] == "gs://bucket/stems"
+    names = {t.unique_name for t in job.proto_pipeline.components.transforms.values()}
+    assert {"Expand", "Reshuffle", "Plan", "Separate", "Summarize", "WriteSummary"} <= names
