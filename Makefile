@@ -26,6 +26,10 @@ bench: venv
 	$(BIN)/python bench/separator_speed.py
 	$(BIN)/python bench/em_speed.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/data_throughput.py
+	$(BIN)/python bench/segmenting.py
+	$(BIN)/python bench/long_file.py
+	$(BIN)/python bench/pipeline_throughput.py --long-minutes 60
 
 # refresh the pinned set after changing setup.py
 lock: venv
