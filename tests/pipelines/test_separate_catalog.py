@@ -200,3 +200,28 @@ def test_dataflow_translation_with_a_gpu_worker(monkeypatch, tmp_path):
     assert options["input"] == ["gs://bucket/catalog/**/*.mp3"] and options["output"] == "gs://bucket/stems"
     names = {t.unique_name for t in job.proto_pipeline.components.transforms.values()}
     assert {"Expand", "Reshuffle", "Plan", "Separate", "Summarize", "WriteSummary"} <= names
+
+
+def test_input_list_targets_residual_and_aggregate(model, tmp_path):
+    rng = np.random.default_rng(2)
+    paths = []
+    for k in range(2):
+        paths.append(str(tmp_path / "src" / f"dir{k}" / "song.wav"))
+        os.makedirs(os.path.dirname(paths[-1]))
+        sf.write(paths[-1], (rng.standard_normal((2 * RATE, 2)) * 0.1).astype(np.float32), RATE, subtype="FLOAT")
+    listing = tmp_path / "list.txt"
+    listing.write_text("# new this week\n" + "\n".join(paths + [str(tmp_path / "gone.wav")]) + "\n")
+    output = str(tmp_path / "stems")
+    aggregate = json.dumps({"lead": ["vocals"], "rest": ["residual"]})
+    run_job("--input_list", str(listing), "--output", output, "--model", model, "--targets", "vocals", "--residual",
+            "--aggregate", aggregate, "--codec", "wav", "--run_id", "listed")
+    result = summary(output, "listed")
+    assert (result["found"], result["separated"], result["failed"]) == (3, 2, 1)
+    assert "gone.wav: no such file" in failures(output, "listed")["gone.wav"]["error"]
+    separator = load_separator(model, targets=["vocals"], residual=True, niter=1, batch_frames=1200)
+    for path in paths:
+        folder = os.path.join(output, os.path.splitext(os.path.abspath(path).lstrip("/"))[0])
+        assert sorted(os.listdir(folder)) == ["lead.wav", "rest.wav", "separation.json"]
+        expected = separator(sf.read(path, dtype="float32")[0].T[None])[0]
+        np.testing.assert_allclose(sf.read(os.path.join(folder, "rest.wav"), dtype="float32")[0].T, expected[1],
+                                   atol=1e-6)
