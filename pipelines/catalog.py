@@ -234,9 +234,9 @@ class SeparatorModelHandler(ModelHandler):
                 if target != local:
                     storage.upload_file(local, target)
                 stems[name] = target
-            for note in result.notes:
-                if note.startswith("downmixed"):
-                    beam.metrics.Metrics.counter(NAMESPACE, "downmixed").inc()
+            downmixed = any(note.startswith("downmixed") for note in result.notes)
+            if downmixed:
+                beam.metrics.Metrics.counter(NAMESPACE, "downmixed").inc()
             record = {
                 "input": track.path, "input_checksum": storage.checksum(track.path),
                 "duration_seconds": result.duration, "stems": stems, "fingerprint": self.fingerprint,
@@ -251,14 +251,16 @@ class SeparatorModelHandler(ModelHandler):
             return {"path": track.path, "status": "failed", "stage": "write", "error": str(exc)}
         beam.metrics.Metrics.counter(NAMESPACE, "separated").inc()
         beam.metrics.Metrics.distribution(NAMESPACE, "audio_seconds").update(int(result.duration))
-        return {"path": track.path, "status": "separated", "seconds": result.duration, "batch_wall_seconds": wall}
+        return {"path": track.path, "status": "separated", "seconds": result.duration, "downmixed": downmixed,
+                "batch_wall_seconds": wall}
 
 
 class Summarize(beam.CombineFn):
     """Counts and audio seconds over every status record."""
 
     def create_accumulator(self):
-        return {"found": 0, "skipped": 0, "separated": 0, "failed": 0, "audio_seconds": 0.0, "failed_records": []}
+        return {"found": 0, "skipped": 0, "separated": 0, "failed": 0, "downmixed": 0, "audio_seconds": 0.0,
+                "failed_records": []}
 
     def add_input(self, acc, record):
         status = record.get("status", "failed")
@@ -267,6 +269,7 @@ class Summarize(beam.CombineFn):
             acc["found"] += 1
         if status == "separated":
             acc["audio_seconds"] += record.get("seconds", 0.0)
+            acc["downmixed"] += bool(record.get("downmixed"))
         if status == "failed":
             acc["failed_records"].append({k: record.get(k) for k in ("path", "stage", "error")})
         return acc
@@ -274,7 +277,7 @@ class Summarize(beam.CombineFn):
     def merge_accumulators(self, accs):
         out = self.create_accumulator()
         for acc in accs:
-            for key in ("found", "skipped", "separated", "failed", "audio_seconds"):
+            for key in ("found", "skipped", "separated", "failed", "downmixed", "audio_seconds"):
                 out[key] += acc[key]
             out["failed_records"].extend(acc["failed_records"])
         return out

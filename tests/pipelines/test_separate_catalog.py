@@ -101,6 +101,7 @@ def test_gcs_catalog_bad_inputs_rerun_and_repair(model, tmp_path, gcs_emulator):
     check_complete(output, model)
     first = summary(output, "first")
     assert (first["found"], first["separated"], first["failed"], first["skipped"]) == (10, 6, 4, 0)
+    assert first["downmixed"] == 1 and first["audio_hours"] == pytest.approx(sum(GOOD.values()) / 3600, rel=0.01)
     failed = failures(output, "first")
     assert sorted(failed) == sorted(BAD)
     assert "not a readable audio file" in failed["text.wav"]["error"]

@@ -116,7 +116,7 @@ def test_published_entries_are_consistent():
     assert (se.sample_rate, se.n_fft, se.n_hop, se.nb_channels) == (16000.0, 1024, 512, 1)
 
 
-@pytest.mark.parametrize("name", ["demo-2stems"])
+@pytest.mark.parametrize("name", ["demo-5stems", "demo-2stems"])
 def test_shipped_demo_models_load_offline(name, monkeypatch, tmp_path):
     monkeypatch.setenv("UMX_CACHE", str(tmp_path))
     separator = load_separator(name)
