@@ -33,6 +33,18 @@ CODECS = ("wav", "flac", "mp3", "ogg")
 NAMESPACE = "separate_catalog"
 
 
+def _bool(text):
+    if str(text).lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(text).lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+# `--residual` and `--residual=true` (how flex templates pass parameters) both work
+_FLAG = dict(type=_bool, nargs="?", const=True, default=False)
+
+
 class CatalogOptions(PipelineOptions):
     """The job's own options; everything else is Beam's."""
 
@@ -46,8 +58,8 @@ class CatalogOptions(PipelineOptions):
         parser.add_argument("--model", default="demo-5stems", help="model name or path (default: demo-5stems)")
         parser.add_argument("--targets", default=None, help="comma-separated subset of the model's targets")
         parser.add_argument("--niter", type=int, default=1, help="EM iterations (default: 1)")
-        parser.add_argument("--softmask", action="store_true", help="ratio-mask initial estimates for EM")
-        parser.add_argument("--residual", action="store_true", help="add a residual stem (mixture minus the targets)")
+        parser.add_argument("--softmask", **_FLAG, help="ratio-mask initial estimates for EM")
+        parser.add_argument("--residual", **_FLAG, help="add a residual stem (mixture minus the targets)")
         parser.add_argument("--aggregate", default=None, help='JSON {"stem": ["sources", ...]} of the stems to write')
         parser.add_argument("--wiener_win_len", type=int, default=300, help="frames per EM window (default: 300)")
         parser.add_argument("--codec", default="flac", choices=CODECS, help="stem format (default: flac)")
@@ -55,7 +67,7 @@ class CatalogOptions(PipelineOptions):
                             help="audio seconds per inference batch (default: 600)")
         parser.add_argument("--batch_frames", type=int, default=1200,
                             help="STFT frames per network call (default: 1200)")
-        parser.add_argument("--overwrite", action="store_true", help="separate again what is already complete")
+        parser.add_argument("--overwrite", **_FLAG, help="separate again what is already complete")
         parser.add_argument("--run_id", default=None, help="name of this run's summary and failure list "
                                                            "(default: UTC time)")
 
