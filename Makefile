@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OPENUNMIX := openunmix==1.3.0
 
-.PHONY: venv test system-deps bench lock clean example demo-data demo-models
+.PHONY: venv test system-deps bench lock clean example demo-data demo-models docs
 
 $(STAMP): setup.py requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,13 @@ lock: venv
 	{ head -2 requirements/constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^openunmix==' | sed 's/+cpu$$//'; } > requirements/constraints.new
 	mv requirements/constraints.new requirements/constraints.txt
 
+# API documentation from the docstrings (pdoc) into docs/api/ (not committed); fails on a broken
+# reference or a public name without a docstring
+docs: venv
+	$(BIN)/python docs/build_api.py docs/api
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache docs/api
 
 # the README's first command: the catalog job (DirectRunner) with the shipped demo model on the bundled songs
 example: venv

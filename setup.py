@@ -35,6 +35,8 @@ TEST = [
     "norbert==0.2.1",
     "gcp-storage-emulator==2026.7.19",
     "scipy==1.17.1",
+    # API documentation (make docs) and its test
+    "pdoc==16.0.0",
 ] + EVAL
 
 setup(

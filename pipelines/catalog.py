@@ -91,6 +91,7 @@ def settings(options):
 
 
 def fingerprint(params, model_version):
+    """A short digest of the parameters and model version: what a complete record must match."""
     blob = json.dumps({**params, "model_version": model_version}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -374,6 +375,7 @@ def run(argv):
 
 
 def main(argv=None):
+    """Command line of `python -m pipelines.separate_catalog`; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         _, catalog = run(argv)

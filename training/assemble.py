@@ -56,6 +56,7 @@ def _read_config(folder):
 
 
 def main(argv=None):
+    """Command line of `python -m training.assemble`; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m training.assemble", description=__doc__.split("\n\n")[0])
     parser.add_argument("inputs", nargs="+", help="training run folders or separator directories (local or gs://)")
     parser.add_argument("--out", required=True, help="output folder (local or gs://)")

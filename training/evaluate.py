@@ -189,6 +189,7 @@ def plot(results, path):
 
 
 def format_table(summary):
+    """The medians as a printable table, one line per method and target."""
     lines = []
     for method, targets in summary.items():
         lines.append(f"{method}:")
@@ -199,6 +200,7 @@ def format_table(summary):
 
 
 def main(argv=None):
+    """Command line of `python -m training.evaluate`; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="separator directory (Separator.save / export / a training run's "
                                          "separator/), local or gs://")

@@ -39,6 +39,7 @@ class ReduceLROnPlateau:
         return lr
 
     def state(self):
+        """The fields to store in a checkpoint (restored by assigning them back)."""
         return dataclasses.asdict(self)
 
 
@@ -65,4 +66,5 @@ class EarlyStopping:
         return self.num_bad_epochs >= self.patience
 
     def state(self):
+        """The fields to store in a checkpoint (restored by assigning them back)."""
         return dataclasses.asdict(self)

@@ -98,6 +98,7 @@ def synthesize(out, tracks=8, targets=("vocals", "drums", "bass", "other"), dura
 
 
 def main(argv=None):
+    """Command line of `python -m training.synthesize`."""
     parser = argparse.ArgumentParser(description="Write a deterministic synthetic multi-stem dataset.")
     parser.add_argument("--out", required=True, help="output root (train/ and valid/ are created)")
     parser.add_argument("--tracks", type=int, default=8)

@@ -53,6 +53,7 @@ def is_chief(strategy):
 
 
 def log(message):
+    """Print one progress line at once (unbuffered, for logs of long runs)."""
     print(message, flush=True)
 
 
@@ -362,6 +363,7 @@ def _join(base, *parts):
 
 
 def parse_args(argv=None):
+    """The command line of `python -m training.train` (run options and every configuration key)."""
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", help="shipped profile name (5stems, 2stems, demo-5stems, demo-2stems) or a JSON path")
     parser.add_argument("--output", required=True, help="run folder, local or gs://")
@@ -376,6 +378,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    """Command line of `python -m training.train`; returns the exit code."""
     args = parse_args(argv)
     try:
         config = configuration.from_args(args)

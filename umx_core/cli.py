@@ -21,6 +21,7 @@ DEFAULT_MODEL = "demo-5stems"
 
 
 def build_parser():
+    """The `umx` argument parser (open-unmix's options and ours)."""
     parser = argparse.ArgumentParser(
         prog="umx", description="Separate music into stems with Open-Unmix (TensorFlow).",
         epilog="The default model is the small shipped demo model, trained on synthetic data only, so that "
@@ -60,6 +61,7 @@ def build_parser():
 
 
 def list_models(out=sys.stdout):
+    """Print the model names with targets, sample rate, licence and description."""
     from umx_core import registry
 
     for name, targets, rate, licence, description in registry.describe():
@@ -98,6 +100,7 @@ def _duration(seconds):
 
 
 def main(argv=None):
+    """Run the `umx` command; returns the exit code (2 when any input or option failed)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_models:

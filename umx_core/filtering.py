@@ -256,6 +256,7 @@ class ExpectationMaximization(keras.layers.Layer):
 
     def call(self, spectrograms, mix_stft):
         # (batch, targets, T, F, C) -> (batch, targets, C, T, F); (batch, T, F, C) -> (batch, C, T, F)
+        """EM refinement: `(estimates, mixture STFT)` to the sources' STFTs (see the class docstring)."""
         y = self.channels_first(tf.transpose(spectrograms, [0, 1, 4, 2, 3]), tf.transpose(mix_stft, [0, 3, 1, 2]))
         return tf.transpose(y, [0, 1, 3, 4, 2])  # -> (batch, sources, T, F, C)
 

@@ -35,6 +35,7 @@ class LSTMStack(keras.layers.Layer):
         self.directions = 2 if bidirectional else 1
 
     def build(self, input_shape):
+        """Create the kernels, recurrent kernels and biases of every layer and direction."""
         features = int(input_shape[-1])
         gates = 4 * self.units
         self.kernels, self.recurrent_kernels, self.biases = [], [], []
@@ -86,6 +87,7 @@ class LSTMStack(keras.layers.Layer):
         return tf.reshape(out, [batch, nb_frames, self.directions * self.units])
 
     def call(self, inputs, lengths=None, training=False):
+        """Run the stack over `(batch, frames, features)`; `lengths` masks padded frames."""
         x = tf.convert_to_tensor(inputs)
         if lengths is None:
             lengths = tf.fill([tf.shape(x)[0]], tf.shape(x)[1])
@@ -97,6 +99,7 @@ class LSTMStack(keras.layers.Layer):
         return x
 
     def compute_output_shape(self, input_shape):
+        """`(batch, frames, 2 * hidden)` (bidirectional) or `(batch, frames, hidden)`."""
         return tuple(input_shape[:-1]) + (self.directions * self.units,)
 
     def get_config(self):

@@ -92,6 +92,7 @@ class BLSTMSpectralFilterLayer(keras.layers.Layer):
         self.bn3 = batchnorm("bn3")
 
     def build(self, input_shape=None):
+        """Create the weights for `(batch, frames, bins, channels)` inputs."""
         def vector(name, value):
             return self.add_weight(name=name, shape=value.shape, initializer=keras.initializers.Constant(value))
 
@@ -109,6 +110,7 @@ class BLSTMSpectralFilterLayer(keras.layers.Layer):
         self.bn3.build((None, None, self.nb_bins * self.nb_channels))
 
     def call(self, mix, lengths=None, training=False):
+        """Estimated magnitudes for mixture magnitudes (see the class docstring for shapes)."""
         batch, nb_frames = tf.shape(mix)[0], tf.shape(mix)[1]
         x = mix[:, :, : self.max_bin, :]
         # per-bin scaler, broadcast over channels (bins are the second-to-last axis)
@@ -124,6 +126,7 @@ class BLSTMSpectralFilterLayer(keras.layers.Layer):
         return tf.nn.relu(x) * mix
 
     def compute_output_shape(self, input_shape):
+        """The input's shape: one magnitude per mixture bin and channel."""
         return tuple(input_shape)
 
     def get_config(self):
@@ -212,12 +215,14 @@ class JointSpectralFilter(keras.Model):
         return dict(zip(self.targets, self.filter_layers))
 
     def build(self, input_shape):
+        """Create the weights for `(batch, frames, bins, channels)` inputs."""
         for layer in self.filters.values():
             if not layer.built:
                 layer.build(input_shape)
         self.built = True
 
     def call(self, mix, lengths=None, training=False):
+        """Estimated magnitudes for mixture magnitudes (see the class docstring for shapes)."""
         return tf.stack([apply_filter(layer, mix, lengths, training) for layer in self.filter_layers], axis=1)
 
     def get_config(self):

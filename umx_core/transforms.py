@@ -76,6 +76,7 @@ class STFTLayer(keras.layers.Layer):
         self.center = bool(center)
 
     def call(self, audio):
+        """Apply the transform (see the class docstring for shapes)."""
         audio = tf.convert_to_tensor(audio, tf.float32)
         if self.center:
             pad = self.n_fft // 2
@@ -88,6 +89,7 @@ class STFTLayer(keras.layers.Layer):
         return tf.transpose(spec, [0, 2, 3, 1])  # -> channels-last (batch, frames, bins, channels)
 
     def compute_output_shape(self, input_shape):
+        """`(batch, channels, frames, n_fft // 2 + 1)` for `(batch, channels, samples)`."""
         return (input_shape[0], None, self.n_fft // 2 + 1, input_shape[1])
 
     def get_config(self):
@@ -112,6 +114,7 @@ class ISTFTLayer(keras.layers.Layer):
         self.center = bool(center)
 
     def call(self, spec, length=None):
+        """Apply the transform (see the class docstring for shapes)."""
         rank = len(spec.shape)
         # (..., frames, bins, channels) -> (..., channels, frames, bins) for the FFT
         perm = list(range(rank - 3)) + [rank - 1, rank - 3, rank - 2]
@@ -154,6 +157,7 @@ class ComplexNorm(keras.layers.Layer):
         self.mono = bool(mono)
 
     def call(self, spec):
+        """Apply the transform (see the class docstring for shapes)."""
         mag = tf.abs(spec)
         if self.mono:
             mag = tf.reduce_mean(mag, axis=-1, keepdims=True)

@@ -71,10 +71,12 @@ class UMX(keras.Model):
         return self.targets + (["residual"] if self.em.residual else [])
 
     def build(self, input_shape=None):
+        """Build the filters and EM for audio input."""
         self.joint.build((None, None, self.n_fft // 2 + 1, self.nb_channels))
         self.built = True
 
     def call(self, audio, training=False):
+        """Separate `(batch, channels, samples)` audio into `(batch, sources, channels, samples)`."""
         audio = tf.convert_to_tensor(audio, tf.float32)
         mix_stft = self.stft(audio)  # (batch, frames, bins, channels)
         estimates = self.joint(self.norm(mix_stft), training=training)  # (batch, targets, frames, bins, ch)
