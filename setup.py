@@ -37,6 +37,8 @@ TEST = [
     "scipy==1.17.1",
     # API documentation (make docs) and its test
     "pdoc==16.0.0",
+    # parses the Terraform under infra/ in the tests
+    "python-hcl2==8.1.4",
 ] + EVAL
 
 setup(
