@@ -58,3 +58,16 @@ def test_image_takes_its_versions_from_the_pins():
     assert "ARG BEAM_VERSION" in text and "ARG TENSORFLOW_VERSION" in text
     assert not re.search(r"\b2\.(77|21)\.\d", text), "a pinned version repeated by hand"
     assert "FLEX_TEMPLATE_PYTHON_PY_FILE=/opt/umx/infra/dataflow/launcher.py" in text
+
+
+def test_scripts_parse_and_pass_only_pipeline_or_beam_options():
+    import subprocess
+
+    for script in ("build.sh", "run.sh"):
+        subprocess.run(["bash", "-n", os.path.join(INFRA, script)], check=True)
+    text = open(os.path.join(INFRA, "run.sh")).read()
+    passed = {item.split("=")[0] for value in re.findall(r'--parameters "([^"]*)"', text) for item in value.split(",")}
+    assert {"input", "output", "model", "codec"} <= passed
+    beam = {"sdk_container_image", "dataflow_service_options"}
+    assert passed <= option_names() | beam, passed - option_names() - beam
+    assert "nvidia-tesla-t4" in text and "nvidia-l4" in text
