@@ -115,12 +115,10 @@ def relative_output(path, base):
         rel = path[len(base):].lstrip("/")
     else:
         rel = path[len("gs://"):] if storage.is_gcs(path) else os.path.abspath(path).lstrip("/")
-    name = rel.rsplit("/", 1)[-1]
-    for suffix in (".stem.mp4", ".stem.m4a"):
-        if name.lower().endswith(suffix):
-            return rel[: -len(suffix)]
-    stem, _ = os.path.splitext(rel)
-    return stem
+    from umx_core.stream import output_name
+
+    folder = rel.rsplit("/", 1)[0] + "/" if "/" in rel else ""
+    return folder + output_name(rel)
 
 
 class ExpandInputs(beam.DoFn):

@@ -10,7 +10,6 @@ random choices of example `i` in epoch `e` come from a generator seeded with
 """
 
 import dataclasses
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -30,22 +29,9 @@ class Track:
     channels: int
 
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
-
-
-def stem_files(folder):
-    """`{stem name: path}` of the audio files in one sample folder."""
-    files = {}
-    for path in storage.list_files(folder):
-        stem, ext = os.path.splitext(path.rstrip("/").split("/")[-1])
-        if ext.lower() in AUDIO_EXTENSIONS:
-            files.setdefault(stem, path)
-    return files
-
-
 def _sample_problems(folder, targets):
     """(Track or None, [problems]) for one sample folder."""
-    files = stem_files(folder)
+    files = audio.stem_files(folder)
     missing = [t for t in targets if t not in files]
     if missing:
         return None, [f"missing {', '.join(missing)}"]
@@ -124,7 +110,7 @@ class FixedSourcesTrackFolderDataset:
         if interferers is None:
             base = storage.join(root, split)
             first = storage.list_dirs(base)[:1]
-            found = stem_files(storage.join(base, first[0])) if first else {}
+            found = audio.stem_files(storage.join(base, first[0])) if first else {}
             interferers = sorted(set(found) - set(self.targets) - {"mixture"})
         self.interferers = [s for s in interferers if s not in self.targets]
         self.sources = self.targets + self.interferers

@@ -24,25 +24,12 @@ from umx_core.errors import UMXError
 
 METRICS = ("SDR", "SIR", "SAR", "ISR")
 MODEL, MIXTURE, ORACLE = "model", "mixture", "irm"
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
-
-
-def _stem_files(track_dir):
-    """`{name: path}` of the audio files in a track folder."""
-    files = {}
-    for path in storage.list_files(track_dir):
-        name, ext = os.path.splitext(path.rstrip("/").rsplit("/", 1)[-1])
-        if ext.lower() in AUDIO_EXTENSIONS:
-            files[name] = path
-    return files
-
-
 def load_track(track_dir, targets, sample_rate=None):
     """The mixture `(channels, samples)` and the targets' stems `(targets, channels, samples)`.
 
     Raises UMXError naming the track when a target is missing, or lengths or rates disagree.
     """
-    files = _stem_files(track_dir)
+    files = audio.stem_files(track_dir)
     missing = [t for t in targets if t not in files]
     if missing:
         raise UMXError(f"{track_dir}: no file for target(s) {missing} (has {sorted(files)})")

@@ -16,6 +16,7 @@ import tempfile
 import time
 
 from training import config as configuration
+from umx_core import storage
 from umx_core.errors import UMXError
 
 LATEST, BEST = "latest", "best"
@@ -80,14 +81,14 @@ class Trainer:
         self.state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "best_valid": None}
         restored = None
         if resume:
-            latest = _join(output, "checkpoints", LATEST)
+            latest = storage.join(output, "checkpoints", LATEST)
             saved, arrays = checkpoint.read(latest)
             restored = (arrays, latest)
             config = {**saved["config"], **{k: v for k, v in config.items() if k in _RESUME_OVERRIDES}}
             self.state = {k: saved[k] for k in self.state}
             self._saved_state = saved
         self.config = config
-        if self.chief and not _is_gcs(output):
+        if self.chief and not storage.is_gcs(output):
             self.local = output
         else:
             # other workers keep their own checkpoints in --workdir (or a scratch folder); only
@@ -350,16 +351,6 @@ class Trainer:
 
 
 _RESUME_OVERRIDES = ("epochs", "patience", "checkpoint_steps", "sync_seconds", "root")
-
-
-def _is_gcs(path):
-    return str(path).startswith("gs://")
-
-
-def _join(base, *parts):
-    from umx_core import storage
-
-    return storage.join(base, *parts)
 
 
 def parse_args(argv=None):

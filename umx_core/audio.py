@@ -4,6 +4,7 @@ Audio arrays are `(channels, samples)` float32.
 """
 
 import dataclasses
+import os
 
 import numpy as np
 import soundfile as sf
@@ -33,6 +34,19 @@ def _open(path):
     except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
         handle.close()
         raise UMXError(f"{path}: not a readable audio file ({exc})") from exc
+
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
+
+
+def stem_files(folder):
+    """`{stem name: path}` of the audio files in one folder (a dataset sample or test track)."""
+    files = {}
+    for path in storage.list_files(folder):
+        stem, ext = os.path.splitext(path.rstrip("/").split("/")[-1])
+        if ext.lower() in AUDIO_EXTENSIONS:
+            files.setdefault(stem, path)
+    return files
 
 
 def info(path):

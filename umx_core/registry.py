@@ -175,12 +175,11 @@ def resolve(name):
 
     separator = separator_from_openunmix(paths, sample_rate=model.sample_rate, n_fft=model.n_fft, n_hop=model.n_hop,
                                          nb_channels=model.nb_channels, niter=1)
-    tmp = tempfile.mkdtemp(dir=os.path.dirname(converted) if os.path.isdir(os.path.dirname(converted)) else None,
-                           prefix=f".{name}-")
+    os.makedirs(os.path.dirname(converted), exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=os.path.dirname(converted), prefix=f".{name}-")  # same filesystem: atomic rename
     try:
         separator.save(tmp, metadata={"model_name": name, "licence": model.licence,
                                       "source_files": {t: url for t, (url, _) in model.files.items()}})
-        os.makedirs(os.path.dirname(converted), exist_ok=True)
         os.replace(tmp, converted)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -229,7 +229,7 @@ def glob(pattern):
         base = glob_base(pattern)
         return [f for f in list_files(base) if fnmatch.fnmatchcase(f, pattern)]
     if os.path.isdir(pattern):
-        return [f for f in list_files(pattern)]
+        return list_files(pattern)
     if not wild:
         return [pattern]
     return sorted(p for p in _glob.glob(pattern, recursive=True) if os.path.isfile(p))

@@ -371,8 +371,7 @@ def _stream(separator, tracks, progress=None):
         by_shape.setdefault((track.width, track.channels), []).append(track)
     for (width, channels), group_tracks in by_shape.items():
         per_call = max(1, separator.batch_frames // width)
-        jobs = [(track, chunk) for track in group_tracks for chunk in track.chunks]
-        pending = {id(track): len(track.chunks) for track in group_tracks}
+        jobs = [(track, chunk) for track in group_tracks for chunk in track.chunks]  # each track's contiguous
         position = 0
         while position < len(jobs):
             batch = []
@@ -389,12 +388,11 @@ def _stream(separator, tracks, progress=None):
             read = lambda b, lo, hi: members[order[b]].read(lo, hi)  # noqa: E731
             add = lambda b, at, stems: members[order[b]].add(at, stems)  # noqa: E731
             separator._run_group(read, channels, group, width, add)
-            for track, chunk in batch:
-                pending[id(track)] -= 1
-            for key, track in members.items():
-                left = [c for t, c in jobs[position:] if t is track]
-                track.flush(left[0][0] * hop if left else track.end, progress if len(tracks) == 1 else None)
-                if not pending[key] or track.error is not None:
-                    if track.error is None and not left:
+            for track in members.values():
+                # a track's chunks are contiguous: its next one, if any, is the next job
+                following = jobs[position][1] if position < len(jobs) and jobs[position][0] is track else None
+                track.flush(following[0] * hop if following else track.end, progress if len(tracks) == 1 else None)
+                if following is None or track.error is not None:
+                    if track.error is None:
                         track.finish()
                     yield track
