@@ -22,7 +22,7 @@ import time
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, RunInference
-from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, WorkerOptions
 
 from umx_core import storage
 from umx_core.errors import UMXError
@@ -351,6 +351,20 @@ def validate(options):
     return problems
 
 
+def _worker_setup(options):
+    """How the project reaches remote workers: a worker image (`--sdk_container_image`, such as
+    infra/dataflow's) already holds it, with the Beam SDK, so nothing is staged
+    (`sdk_location=container`); otherwise setup.py is staged and installed on each worker."""
+    if options.get_all_options().get("runner") in (None, "DirectRunner"):
+        return
+    setup = options.view_as(SetupOptions)
+    if options.view_as(WorkerOptions).sdk_container_image:
+        if setup.sdk_location == "default":
+            setup.sdk_location = "container"
+    elif setup.setup_file is None:
+        setup.setup_file = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
+
+
 def run(argv):
     """Build and run the job from command-line arguments; returns `(PipelineResult, options)`.
 
@@ -360,10 +374,7 @@ def run(argv):
     problems = validate(catalog)
     if problems:
         raise UMXError("; ".join(problems))
-    setup = options.view_as(SetupOptions)
-    if setup.setup_file is None and options.get_all_options().get("runner") not in (None, "DirectRunner"):
-        # the package and its pinned dependencies reach the workers through setup.py
-        setup.setup_file = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
+    _worker_setup(options)
     started = time.time()
     pipeline = beam.Pipeline(options=options)
     build(pipeline, catalog, started)

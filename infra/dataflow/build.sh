@@ -14,7 +14,8 @@ cat > /tmp/umx-cloudbuild.yaml <<YAML
 steps:
 - name: gcr.io/cloud-builders/docker
   args: [build, -f, infra/dataflow/Dockerfile, -t, "${IMAGE}",
-         --build-arg, "BEAM_VERSION=${BEAM_VERSION}", --build-arg, "TENSORFLOW_VERSION=${TENSORFLOW_VERSION}", .]
+         --build-arg, "BEAM_VERSION=${BEAM_VERSION}", --build-arg, "TENSORFLOW_VERSION=${TENSORFLOW_VERSION}",
+         --build-arg, "WORKER_IMAGE=${IMAGE}", .]
 images: ["${IMAGE}"]
 YAML
 gcloud builds submit --project "$PROJECT" --region "$REGION" --config /tmp/umx-cloudbuild.yaml .

@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
 # Launch the catalog flex template once.
-#   infra/dataflow/run.sh PROJECT REGION BUCKET IMAGE GPU INPUT [MODEL]
-# GPU: t4 (n1-standard-8 + one T4) or l4 (g2-standard-8, its L4 built in).
+#   infra/dataflow/run.sh PROJECT REGION BUCKET GPU INPUT [MODEL] [MAX_WORKERS]
+# GPU: t4 (n1-standard-8 + one T4) or l4 (g2-standard-8 and its L4).
 # One SDK process per worker VM (no_use_multiple_sdk_containers): TensorFlow takes the whole
 # GPU in one process and uses the CPU cores for decoding and the LSTM's host work; several
 # processes would each load the model and compete for GPU memory (MPS would be needed for that).
+# The workers run the template's own image (launcher.py passes it as --sdk_container_image).
 set -euo pipefail
-PROJECT=$1 REGION=$2 BUCKET=$3 IMAGE=$4 GPU=$5 INPUT=$6 MODEL=${7:-umxhq}
+PROJECT=$1 REGION=$2 BUCKET=$3 GPU=$4 INPUT=$5 MODEL=${6:-umxhq} MAX_WORKERS=${7:-10}
 case "$GPU" in
-  t4) MACHINE=n1-standard-8; ACCELERATOR="worker_accelerator=type:nvidia-tesla-t4;count:1;install-nvidia-driver" ;;
-  l4) MACHINE=g2-standard-8; ACCELERATOR="worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver" ;;
+  t4) MACHINE=n1-standard-8; ACCELERATOR="type:nvidia-tesla-t4;count:1;install-nvidia-driver" ;;
+  l4) MACHINE=g2-standard-8; ACCELERATOR="type:nvidia-l4;count:1;install-nvidia-driver" ;;
   *) echo "GPU must be t4 or l4, got $GPU" >&2; exit 2 ;;
 esac
 gcloud dataflow flex-template run "umx-separate-catalog-$(date -u +%Y%m%d-%H%M%S)" \
   --project "$PROJECT" --region "$REGION" \
   --template-file-gcs-location "gs://${BUCKET}/templates/umx-separate-catalog.json" \
-  --worker-machine-type "$MACHINE" \
+  --worker-machine-type "$MACHINE" --max-workers "$MAX_WORKERS" \
   --additional-experiments no_use_multiple_sdk_containers \
+  --additional-pipeline-options "dataflow_service_options=worker_accelerator=${ACCELERATOR}" \
   --additional-user-labels app=umx \
   --parameters "input=${INPUT},output=gs://${BUCKET}/stems,model=${MODEL},codec=flac" \
-  --parameters "sdk_container_image=${IMAGE},dataflow_service_options=${ACCELERATOR}" \
   --temp-location "gs://${BUCKET}/tmp"

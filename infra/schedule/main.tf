@@ -102,6 +102,8 @@ resource "google_cloud_scheduler_job" "catalog" {
           machineType          = var.machine_type
           maxWorkers           = var.max_workers
           additionalExperiments = ["no_use_multiple_sdk_containers"]
+          # the GPU: a Dataflow service option, as Beam's --dataflow_service_options
+          additionalPipelineOptions = ["dataflow_service_options=worker_accelerator=${var.accelerator}"]
           sdkContainerImage    = var.image
         }
       }

@@ -54,8 +54,14 @@ variable "image" {
 
 variable "machine_type" {
   type        = string
-  description = "Worker machine (g2-standard-8 with its L4, or n1-standard-8 with a T4 service option)"
+  description = "Worker machine: g2-standard-8 (L4) or n1-standard-8 (with a T4, see accelerator)"
   default     = "g2-standard-8"
+}
+
+variable "accelerator" {
+  type        = string
+  description = "Worker GPU: type:nvidia-l4;count:1;install-nvidia-driver with g2-standard-*, type:nvidia-tesla-t4;count:1;install-nvidia-driver with n1-standard-*"
+  default     = "type:nvidia-l4;count:1;install-nvidia-driver"
 }
 
 variable "max_workers" {

@@ -60,14 +60,68 @@ def test_image_takes_its_versions_from_the_pins():
     assert "FLEX_TEMPLATE_PYTHON_PY_FILE=/opt/umx/infra/dataflow/launcher.py" in text
 
 
-def test_scripts_parse_and_pass_only_pipeline_or_beam_options():
+def beam_service_options(assignments):
+    """What Beam makes of `name=value` pipeline options, as the launcher VM passes them on."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
+
+    options = PipelineOptions([f"--{a}" for a in assignments])
+    known = options.get_all_options()
+    assert all(a.split("=", 1)[0] in known for a in assignments), assignments
+    return options.view_as(GoogleCloudOptions).dataflow_service_options
+
+
+def test_scripts_parse_and_pass_pipeline_options_and_a_gpu_per_worker():
     import subprocess
 
     for script in ("build.sh", "run.sh"):
         subprocess.run(["bash", "-n", os.path.join(INFRA, script)], check=True)
     text = open(os.path.join(INFRA, "run.sh")).read()
     passed = {item.split("=")[0] for value in re.findall(r'--parameters "([^"]*)"', text) for item in value.split(",")}
-    assert {"input", "output", "model", "codec"} <= passed
-    beam = {"sdk_container_image", "dataflow_service_options"}
-    assert passed <= option_names() | beam, passed - option_names() - beam
-    assert "nvidia-tesla-t4" in text and "nvidia-l4" in text
+    assert {"input", "output", "model", "codec"} <= passed <= option_names(), passed - option_names()
+    (extra,) = re.findall(r'--additional-pipeline-options "([^"]*)"', text)
+    for gpu, machine in (("nvidia-tesla-t4", "n1-standard-8"), ("nvidia-l4", "g2-standard-8")):
+        (line,) = [line for line in text.splitlines() if gpu in line]
+        accelerator = re.search(r'ACCELERATOR="([^"]*)"', line).group(1)
+        assert machine in line
+        services = beam_service_options([extra.replace("${ACCELERATOR}", accelerator)])
+        assert services == [f"worker_accelerator=type:{gpu};count:1;install-nvidia-driver"]
+    assert "no_use_multiple_sdk_containers" in text
+    assert 'WORKER_IMAGE=${IMAGE}' in open(os.path.join(INFRA, "build.sh")).read()
+
+
+def load_launcher():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("umx_launcher", os.path.join(INFRA, "launcher.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_launcher_hands_its_own_image_to_the_workers():
+    launcher = load_launcher()
+    image = "europe-docker.pkg.dev/p/umx/worker:abc"
+    argv = ["--input=gs://b/a/*.wav", "--output=gs://b/stems"]
+    assert launcher.with_worker_image(argv, {"UMX_WORKER_IMAGE": image}) == [*argv, f"--sdk_container_image={image}"]
+    given = [*argv, "--sdk_container_image=other:1"]
+    assert launcher.with_worker_image(given, {"UMX_WORKER_IMAGE": image}) == given
+    assert launcher.with_worker_image(argv, {}) == argv
+
+
+def test_launcher_runs_the_catalog_job(tmp_path):
+    """The launcher file as Dataflow runs it (a script, outside the repository), on DirectRunner."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    import soundfile as sf
+
+    repo = os.path.dirname(os.path.dirname(INFRA))
+    sf.write(str(tmp_path / "song.wav"), np.random.default_rng(0).standard_normal((22050, 2)) * 0.1, 44100)
+    env = {**os.environ, "PYTHONPATH": repo, "UMX_WORKER_IMAGE": "img:1", "CUDA_VISIBLE_DEVICES": "",
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, os.path.join(INFRA, "launcher.py"), f"--input={tmp_path}/*.wav",
+                           f"--output={tmp_path}/stems", "--model=demo-2stems", "--codec=wav"],
+                          cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(os.listdir(tmp_path / "stems" / "song")) == ["accompaniment.wav", "separation.json", "vocals.wav"]

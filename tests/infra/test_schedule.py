@@ -6,7 +6,7 @@ import re
 
 import hcl2
 
-from tests.infra.test_dataflow import INFRA, option_names
+from tests.infra.test_dataflow import INFRA, beam_service_options, option_names
 
 SCHEDULE = os.path.join(os.path.dirname(INFRA), "schedule")
 
@@ -35,6 +35,12 @@ def test_terraform_parses_and_launches_the_flex_template():
     passed = {item.split("=")[0].strip() for item in parameters.split(",")}
     assert passed == {"input", "output", "model", "codec"} and passed <= option_names()
     assert "no_use_multiple_sdk_containers" in body and "serviceAccountEmail" in body
+    # the GPU, as the pipeline option Beam knows, with the default accelerator filled in
+    (extra,) = re.findall(r'additionalPipelineOptions = \["([^"]*)"\]', body)
+    (default,) = [b["default"] for block in load("variables.tf")["variable"] for name, b in block.items()
+                  if unquote(name) == "accelerator"]
+    services = beam_service_options([extra.replace("${var.accelerator}", unquote(default))])
+    assert services == ["worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver"]
     used = set(re.findall(r"var\.([a-z_]+)", json.dumps(load("main.tf"))))
     assert used and used <= declared, used - declared
 

@@ -174,7 +174,7 @@ def test_bad_options_are_named(tmp_path):
 
 def test_dataflow_translation_with_a_gpu_worker(monkeypatch, tmp_path):
     """The same command on DataflowRunner, translated without submitting (--dry_run): the job
-    carries the GPU service option, the worker image, the machine type, setup.py and our options."""
+    carries the GPU service option, the worker image, the machine type and our options."""
     from apache_beam.runners.dataflow.internal import apiclient
 
     from pipelines.catalog import run
@@ -197,10 +197,27 @@ def test_dataflow_translation_with_a_gpu_worker(monkeypatch, tmp_path):
     assert pool.machine_type == "g2-standard-8"
     assert [c.container_image for c in pool.sdk_harness_container_images] == [image]
     options = dict(env.sdk_pipeline_options["options"])
-    assert options["setup_file"] == os.path.join(REPO, "setup.py") and options["model"] == "umxhq"
+    # the worker image holds the project and the SDK: nothing staged
+    assert "setup_file" not in options and options["sdk_location"] == "container" and options["model"] == "umxhq"
     assert options["input"] == ["gs://bucket/catalog/**/*.mp3"] and options["output"] == "gs://bucket/stems"
     names = {t.unique_name for t in job.proto_pipeline.components.transforms.values()}
     assert {"Expand", "Reshuffle", "Plan", "Separate", "Summarize", "WriteSummary"} <= names
+
+
+def test_dataflow_without_a_worker_image_stages_setup_py(monkeypatch, tmp_path):
+    from apache_beam.runners.dataflow.internal import apiclient
+
+    from pipelines.catalog import run
+
+    monkeypatch.chdir(tmp_path)
+    result, _ = run(["--input", "gs://bucket/a/*.wav", "--output", "gs://bucket/stems", "--runner", "DataflowRunner",
+                     "--project", "my-project", "--region", "us-central1", "--temp_location", "gs://bucket/tmp",
+                     "--dry_run", "True"])
+    env = apiclient.Environment(packages=[], options=result.job.options, environment_version="dry-run",
+                                proto_pipeline_staged_url="gs://bucket/tmp/pipeline.pb",
+                                proto_pipeline=result.job.proto_pipeline).proto
+    options = dict(env.sdk_pipeline_options["options"])
+    assert options["setup_file"] == os.path.join(REPO, "setup.py") and options.get("sdk_location") != "container"
 
 
 def test_input_list_targets_residual_and_aggregate(model, tmp_path):
