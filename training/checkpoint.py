@@ -43,6 +43,13 @@ def save(folder, model, optimizer, state):
     shutil.rmtree(old, ignore_errors=True)
 
 
+def exists(folder):
+    """True if `folder` (local or gs://) holds a checkpoint `read` would look at."""
+    if storage.exists(storage.join(folder, STATE)):
+        return True
+    return not storage.is_gcs(folder) and os.path.exists(os.path.join(folder + ".old", STATE))
+
+
 def read(folder):
     """`(state, arrays)` of a checkpoint folder (local or gs://); UMXError if missing or corrupt."""
     state_path, weights_path = storage.join(folder, STATE), storage.join(folder, WEIGHTS)

@@ -361,6 +361,9 @@ def parse_args(argv=None):
     parser.add_argument("--workdir", help="local folder for checkpoints and logs when --output is gs://, and for "
                                           "the checkpoints of workers other than the chief (default: temporary)")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoints/latest")
+    parser.add_argument("--auto-resume", action="store_true",
+                        help="continue from OUTPUT/checkpoints/latest if it exists, else start afresh (for jobs "
+                             "a scheduler restarts, such as Vertex AI custom jobs)")
     parser.add_argument("--cpu-replicas", type=int, default=0,
                         help="mirror over N logical CPU devices (multi-replica runs without GPUs)")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in total")
@@ -374,7 +377,10 @@ def main(argv=None):
     try:
         config = configuration.from_args(args)
         strategy = make_strategy(args.cpu_replicas)
-        trainer = Trainer(config, args.output, args.workdir, args.resume, strategy, args.max_steps)
+        from training import checkpoint
+
+        resume = args.resume or (args.auto_resume and checkpoint.exists(storage.join(args.output, "checkpoints", LATEST)))
+        trainer = Trainer(config, args.output, args.workdir, resume, strategy, args.max_steps)
         trainer.run()
     except UMXError as exc:
         print(f"error: {exc}", file=sys.stderr)

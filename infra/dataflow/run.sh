@@ -5,6 +5,7 @@
 # One SDK process per worker VM (no_use_multiple_sdk_containers): TensorFlow takes the whole
 # GPU in one process and uses the CPU cores for decoding and the LSTM's host work; several
 # processes would each load the model and compete for GPU memory (MPS would be needed for that).
+# INPUT may hold several comma-separated globs: the parameters are split on ~ (gcloud's ^~^).
 # The workers run the template's own image (launcher.py passes it as --sdk_container_image).
 set -euo pipefail
 PROJECT=$1 REGION=$2 BUCKET=$3 GPU=$4 INPUT=$5 MODEL=${6:-umxhq} MAX_WORKERS=${7:-10}
@@ -20,5 +21,5 @@ gcloud dataflow flex-template run "umx-separate-catalog-$(date -u +%Y%m%d-%H%M%S
   --additional-experiments no_use_multiple_sdk_containers \
   --additional-pipeline-options "dataflow_service_options=worker_accelerator=${ACCELERATOR}" \
   --additional-user-labels app=umx \
-  --parameters "input=${INPUT},output=gs://${BUCKET}/stems,model=${MODEL},codec=flac" \
+  --parameters "^~^input=${INPUT}~output=gs://${BUCKET}/stems~model=${MODEL}~codec=flac" \
   --temp-location "gs://${BUCKET}/tmp"

@@ -76,7 +76,8 @@ def test_scripts_parse_and_pass_pipeline_options_and_a_gpu_per_worker():
     for script in ("build.sh", "run.sh"):
         subprocess.run(["bash", "-n", os.path.join(INFRA, script)], check=True)
     text = open(os.path.join(INFRA, "run.sh")).read()
-    passed = {item.split("=")[0] for value in re.findall(r'--parameters "([^"]*)"', text) for item in value.split(",")}
+    (value,) = re.findall(r'--parameters "\^~\^([^"]*)"', text)
+    passed = {item.split("=")[0] for item in value.split("~")}
     assert {"input", "output", "model", "codec"} <= passed <= option_names(), passed - option_names()
     (extra,) = re.findall(r'--additional-pipeline-options "([^"]*)"', text)
     for gpu, machine in (("nvidia-tesla-t4", "n1-standard-8"), ("nvidia-l4", "g2-standard-8")):
@@ -125,3 +126,60 @@ def test_launcher_runs_the_catalog_job(tmp_path):
                           cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(os.listdir(tmp_path / "stems" / "song")) == ["accompaniment.wav", "separation.json", "vocals.wav"]
+
+
+@pytest.fixture()
+def fake_gcloud(tmp_path):
+    """A stand-in `gcloud` on PATH: appends its arguments (one per line, then a blank line) to
+    `calls` and copies any `--config FILE` to `config`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "gcloud"
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do echo "$a" >> "$CALLS"; done; echo >> "$CALLS"\n'
+                    'while [ $# -gt 0 ]; do [ "$1" = --config ] && cp "$2" "$CALLS.config"; shift; done\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(tmp_path / "calls")}
+
+    def calls():
+        return [block.split("\n") for block in (tmp_path / "calls").read_text().strip("\n").split("\n\n")]
+
+    return env, calls, tmp_path / "calls.config"
+
+
+def test_build_script_builds_with_the_pinned_versions(fake_gcloud):
+    import subprocess
+
+    env, calls, config = fake_gcloud
+    subprocess.run([os.path.join(INFRA, "build.sh"), "proj", "us-central1", "bkt", "v1"], env=env, check=True,
+                   capture_output=True)
+    pins = dict(line.strip().split("==") for line in open(os.path.join(os.path.dirname(os.path.dirname(INFRA)),
+                "requirements", "constraints.txt")) if "==" in line and not line.startswith("#"))
+    text = config.read_text()
+    image = "us-central1-docker.pkg.dev/proj/umx/worker:v1"
+    for arg in (f"BEAM_VERSION={pins['apache-beam']}", f"TENSORFLOW_VERSION={pins['tensorflow']}",
+                f"WORKER_IMAGE={image}"):
+        assert arg in text, arg
+    build, template = calls()
+    assert build[:2] == ["builds", "submit"]
+    assert template[:3] == ["dataflow", "flex-template", "build"] and image in template
+    assert template[template.index("--metadata-file") + 1] == "infra/dataflow/metadata.json"
+
+
+@pytest.mark.parametrize("gpu,machine", [("t4", "n1-standard-8"), ("l4", "g2-standard-8")])
+def test_run_script_launch_passes_the_metadata_regexes(fake_gcloud, metadata, gpu, machine):
+    import subprocess
+
+    env, calls, _ = fake_gcloud
+    subprocess.run([os.path.join(INFRA, "run.sh"), "proj", "us-central1", "bkt", gpu, "gs://cat/**/*.flac,gs://cat/new/*.mp3", "umxl",
+                    "25"], env=env, check=True, capture_output=True)
+    (call,) = calls()
+    assert call[:3] == ["dataflow", "flex-template", "run"]
+    flag = {call[k]: call[k + 1] for k in range(3, len(call) - 1) if call[k].startswith("--")}
+    assert flag["--worker-machine-type"] == machine and flag["--max-workers"] == "25"
+    assert flag["--parameters"].startswith("^~^")  # gcloud's own delimiter: commas stay in the input globs
+    parameters = dict(item.split("=", 1) for item in flag["--parameters"][3:].split("~"))
+    assert parameters["input"] == "gs://cat/**/*.flac,gs://cat/new/*.mp3"
+    regexes = {p["name"]: p["regexes"] for p in metadata["parameters"]}
+    for name, value in parameters.items():
+        assert all(re.fullmatch(r, value) for r in regexes[name]), (name, value)
+    assert beam_service_options([flag["--additional-pipeline-options"]])[0].startswith("worker_accelerator=type:")

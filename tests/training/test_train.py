@@ -136,7 +136,9 @@ def test_kill_and_resume_continues_with_the_same_state(data, tmp_path):
     run_cli(["--output", str(reference), *args])
     killed = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.Popen([sys.executable, "-m", "training.train", "--output", str(killed), *args], env=env,
+    # --auto-resume, as a restarted Vertex AI job runs: afresh the first time, resumed after the kill
+    proc = subprocess.Popen([sys.executable, "-m", "training.train", "--output", str(killed), "--auto-resume", *args],
+                            env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state_path = killed / "checkpoints" / "latest" / "state.json"
     deadline = time.time() + 300
@@ -146,7 +148,8 @@ def test_kill_and_resume_continues_with_the_same_state(data, tmp_path):
     assert proc.wait() == -signal.SIGKILL, "training ended before it could be killed"
     saved = checkpoint.read(str(killed / "checkpoints" / "latest"))[0]["global_step"]
     assert 0 < saved < 200
-    resumed = run_cli(["--output", str(killed), "--resume", *args])
+    resumed = run_cli(["--output", str(killed), "--auto-resume", *args])
+    assert f"resumed from {killed / 'checkpoints' / 'latest'}: epoch" in resumed.stdout
     assert f"step {saved}" in resumed.stdout
     final, expected = weights(str(killed / "checkpoints" / "latest")), weights(str(reference / "checkpoints" / "latest"))
     assert any(k.startswith("optimizer_") for k in final)
