@@ -1,8 +1,8 @@
 """The catalog job: `python -m pipelines.separate_catalog --input 'gs://b/catalog/**/*.mp3' --output gs://b/stems`.
 
-Stages: expand the input patterns and lists on the workers (no driver-side listing), reshuffle,
-skip tracks already complete for this model and these parameters, probe each header, separate
-with RunInference and our model handler (batches formed by audio duration; chunks of several
+Stages: expand the input patterns and lists on the workers (no driver-side listing), drop
+duplicates (which also redistributes the tracks), skip tracks already complete for this model
+and these parameters, probe each header, separate with RunInference and our model handler (batches formed by audio duration; chunks of several
 tracks share the network's batches), write the stems, then `separation.json` last. A track is
 complete only when its record exists and names the same model and parameters. Failures never
 fail the job: they go to `{output}/_failed/{run}.jsonl`; `{output}/_runs/{run}.json` sums up.
@@ -122,7 +122,11 @@ def relative_output(path, base):
 
 
 class ExpandInputs(beam.DoFn):
-    """A pattern or a list file -> (input path, output folder), listed on the worker."""
+    """A pattern or a list file -> (input path, output folder), listed on the worker.
+
+    A list may also be a failure list (`{output}/_failed/{run}.jsonl`): each failed track goes
+    back into the folder its first run chose, and a pattern or list that failed to expand is
+    expanded again."""
 
     def __init__(self, output):
         self.output = output
@@ -132,19 +136,37 @@ class ExpandInputs(beam.DoFn):
         try:
             if kind == "list":
                 lines = storage.read_bytes(value).decode().splitlines()
-                matches = [(line.strip(), "") for line in lines if line.strip() and not line.startswith("#")]
+                listed = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+                if any(line.startswith("{") for line in listed):
+                    items = list(self._failure_records(value, listed))
+                else:
+                    items = [(line, storage.join(self.output, relative_output(line, ""))) for line in listed]
             else:
                 base = storage.glob_base(value) if any(c in value for c in "*?[") else (
                     value.rsplit("/", 1)[0] if "/" in value else "")
-                matches = [(path, base) for path in storage.glob(value)]
+                items = [(path, storage.join(self.output, relative_output(path, base)))
+                         for path in storage.glob(value)]
         except (UMXError, OSError) as exc:
             beam.metrics.Metrics.counter(NAMESPACE, "failed").inc()
-            yield beam.pvalue.TaggedOutput("failed", {"path": value, "stage": "match", "error": str(exc)})
+            yield beam.pvalue.TaggedOutput("failed", {"path": value, "kind": kind, "stage": "match", "error": str(exc)})
             return
-        for path, base in matches:
-            if "/_failed/" in path or "/_runs/" in path or path.endswith(RECORD):
-                continue
-            yield path, storage.join(self.output, relative_output(path, base))
+        for item in items:
+            if isinstance(item, beam.pvalue.TaggedOutput):
+                yield item
+            elif not ("/_failed/" in item[0] or "/_runs/" in item[0] or item[0].endswith(RECORD)):
+                yield item
+
+    def _failure_records(self, listing, lines):
+        for number, line in enumerate(lines, 1):
+            try:
+                record = json.loads(line)
+                path = record["path"]
+            except (ValueError, KeyError, TypeError):
+                raise UMXError(f"{listing}: line {number} is neither a path nor a failure record") from None
+            if record.get("output"):
+                yield path, record["output"]
+            else:  # a failure to expand: the pattern or list itself, again
+                yield from self.process(("list" if record.get("kind") == "list" else "glob", path))
 
 
 class Plan(beam.DoFn):
@@ -172,7 +194,7 @@ class Plan(beam.DoFn):
             seconds = audio.info(path).duration
         except UMXError as exc:
             beam.metrics.Metrics.counter(NAMESPACE, "failed").inc()
-            yield beam.pvalue.TaggedOutput("failed", {"path": path, "stage": "decode", "error": str(exc)})
+            yield beam.pvalue.TaggedOutput("failed", {"path": path, "stage": "decode", "error": str(exc), "output": out})
             return
         yield Track(path, out, seconds)
 
@@ -237,7 +259,7 @@ class SeparatorModelHandler(ModelHandler):
         if isinstance(result, Exception):
             beam.metrics.Metrics.counter(NAMESPACE, "failed").inc()
             return {"path": track.path, "status": "failed", "stage": getattr(result, "stage", "separate"),
-                    "error": str(result)}
+                    "error": str(result), "output": track.out}
         try:
             stems = {}
             for name, local in result.stems.items():
@@ -259,7 +281,7 @@ class SeparatorModelHandler(ModelHandler):
             storage.write_bytes(storage.join(track.out, RECORD), json.dumps(record, indent=2).encode())
         except (UMXError, OSError) as exc:
             beam.metrics.Metrics.counter(NAMESPACE, "failed").inc()
-            return {"path": track.path, "status": "failed", "stage": "write", "error": str(exc)}
+            return {"path": track.path, "status": "failed", "stage": "write", "error": str(exc), "output": track.out}
         beam.metrics.Metrics.counter(NAMESPACE, "separated").inc()
         beam.metrics.Metrics.distribution(NAMESPACE, "audio_seconds").update(int(result.duration))
         return {"path": track.path, "status": "separated", "seconds": result.duration, "downmixed": downmixed,
@@ -282,7 +304,8 @@ class Summarize(beam.CombineFn):
             acc["audio_seconds"] += record.get("seconds", 0.0)
             acc["downmixed"] += bool(record.get("downmixed"))
         if status == "failed":
-            acc["failed_records"].append({k: record.get(k) for k in ("path", "stage", "error")})
+            acc["failed_records"].append({k: record[k] for k in ("path", "stage", "error", "output", "kind")
+                                          if record.get(k)})
         return acc
 
     def merge_accumulators(self, accs):
@@ -324,7 +347,7 @@ def build(pipeline, options, started=None):
                 | "Sources" >> beam.Create(sources)
                 | "Expand" >> beam.ParDo(ExpandInputs(options.output)).with_outputs("failed", main="tracks"))
     planned = (expanded.tracks
-               | "Reshuffle" >> beam.Reshuffle()
+               | "Distinct" >> beam.Distinct()  # a track listed twice is separated once (and redistributed)
                | "Plan" >> beam.ParDo(Plan(fp, options.overwrite)).with_outputs("skipped", "failed", main="todo"))
     handler = SeparatorModelHandler(params, fp, options.batch_seconds, options.batch_frames)
     separated = planned.todo | "Separate" >> RunInference(handler)

@@ -1,5 +1,6 @@
 """The catalog job end to end: `python -m pipelines.separate_catalog` on DirectRunner."""
 
+import io
 import json
 import os
 import signal
@@ -124,10 +125,27 @@ def test_gcs_catalog_bad_inputs_rerun_and_repair(model, tmp_path, gcs_emulator):
     third = summary(output, "third")
     assert (third["skipped"], third["separated"]) == (5, 1)
     # other parameters are another job: not complete for it
-    run_job(*common, "--niter", "0", "--run_id", "fourth", "--input", "gs://nowhere-bucket-x/none.wav")
+    run_job(*common, "--niter", "0", "--run_id", "fourth", "--input", "gs://nowhere-bucket-x/none.wav",
+            "--input_list", f"{source}/lists/later.txt")
     fourth = summary(output, "fourth")
     assert fourth["separated"] == 6 and fourth["skipped"] == 0
     assert json.loads(storage.read_bytes(f"{output}/c/separation.json"))["parameters"]["niter"] == 0
+    # reprocessing a failure list: a repaired track back into the folder the glob run chose, the
+    # still-broken ones failed again, the list that was missing read now
+    assert failures(output, "fourth")["later.txt"]["stage"] == "match"
+    storage.write_bytes(f"{source}/lists/later.txt", f"{source}/c.mp3\n".encode())
+    good = io.BytesIO()
+    sf.write(good, np.full((RATE, 2), 0.1, np.float32), RATE, format="WAV", subtype="FLOAT")
+    storage.write_bytes(f"{source}/text.wav", good.getvalue())
+    retry = storage.read_bytes(f"{output}/_failed/first.jsonl") + storage.read_bytes(f"{output}/_failed/fourth.jsonl")
+    storage.write_bytes(f"{output}/_retry.jsonl", retry)
+    run_job("--input_list", f"{output}/_retry.jsonl", "--output", output, "--model", model, "--run_id", "retry")
+    again = summary(output, "retry")
+    # (both lists name the broken tracks: each is tried once)
+    assert (again["separated"], again["failed"]) == (2, len(BAD))
+    assert storage.exists(storage.join(out_dir(output, "text.wav"), "separation.json"))
+    assert storage.exists(f"{output}/{gcs_emulator}/catalog/c/separation.json")  # a listed path's folder
+    assert sorted(failures(output, "retry")) == sorted({*BAD, "none.wav"} - {"text.wav"})
 
 
 def test_local_paths_two_processes_and_a_killed_run(model, tmp_path):
@@ -201,7 +219,7 @@ def test_dataflow_translation_with_a_gpu_worker(monkeypatch, tmp_path):
     assert "setup_file" not in options and options["sdk_location"] == "container" and options["model"] == "umxhq"
     assert options["input"] == ["gs://bucket/catalog/**/*.mp3"] and options["output"] == "gs://bucket/stems"
     names = {t.unique_name for t in job.proto_pipeline.components.transforms.values()}
-    assert {"Expand", "Reshuffle", "Plan", "Separate", "Summarize", "WriteSummary"} <= names
+    assert {"Expand", "Distinct", "Plan", "Separate", "Summarize", "WriteSummary"} <= names
 
 
 def test_dataflow_without_a_worker_image_stages_setup_py(monkeypatch, tmp_path):
