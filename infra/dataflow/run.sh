@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Launch the catalog flex template once.
 #   infra/dataflow/run.sh PROJECT REGION BUCKET GPU INPUT [MODEL] [MAX_WORKERS]
-# GPU: t4 (n1-standard-8 + one T4) or l4 (g2-standard-8 and its L4).
+# GPU: t4 (n1-standard-8 + one T4), l4 (g2-standard-8 and its L4) or cpu (n1-standard-2, no GPU).
 # One SDK process per worker VM (no_use_multiple_sdk_containers): TensorFlow takes the whole
 # GPU in one process and uses the CPU cores for decoding and the LSTM's host work; several
 # processes would each load the model and compete for GPU memory (MPS would be needed for that).
@@ -12,14 +12,21 @@ PROJECT=$1 REGION=$2 BUCKET=$3 GPU=$4 INPUT=$5 MODEL=${6:-umxhq} MAX_WORKERS=${7
 case "$GPU" in
   t4) MACHINE=n1-standard-8; ACCELERATOR="type:nvidia-tesla-t4;count:1;install-nvidia-driver" ;;
   l4) MACHINE=g2-standard-8; ACCELERATOR="type:nvidia-l4;count:1;install-nvidia-driver" ;;
-  *) echo "GPU must be t4 or l4, got $GPU" >&2; exit 2 ;;
+  cpu) MACHINE=n1-standard-2; ACCELERATOR="" ;;
+  *) echo "GPU must be t4, l4 or cpu, got $GPU" >&2; exit 2 ;;
 esac
+# GPU workers: one SDK process and the accelerator; CPU workers: Dataflow's default of one
+# process per vCPU (two processes on two cores measured 1.15x one: docs/benchmarks.md)
+WORKER_FLAGS=()
+if [ -n "$ACCELERATOR" ]; then
+  WORKER_FLAGS=(--additional-experiments no_use_multiple_sdk_containers
+                --additional-pipeline-options "dataflow_service_options=worker_accelerator=${ACCELERATOR}")
+fi
 gcloud dataflow flex-template run "umx-separate-catalog-$(date -u +%Y%m%d-%H%M%S)" \
   --project "$PROJECT" --region "$REGION" \
   --template-file-gcs-location "gs://${BUCKET}/templates/umx-separate-catalog.json" \
   --worker-machine-type "$MACHINE" --max-workers "$MAX_WORKERS" \
-  --additional-experiments no_use_multiple_sdk_containers \
-  --additional-pipeline-options "dataflow_service_options=worker_accelerator=${ACCELERATOR}" \
+  "${WORKER_FLAGS[@]}" \
   --additional-user-labels app=umx \
   --parameters "^~^input=${INPUT}~output=gs://${BUCKET}/stems~model=${MODEL}~codec=flac" \
   --temp-location "gs://${BUCKET}/tmp"

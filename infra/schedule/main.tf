@@ -101,9 +101,11 @@ resource "google_cloud_scheduler_job" "catalog" {
           tempLocation         = "gs://${var.bucket}/tmp"
           machineType          = var.machine_type
           maxWorkers           = var.max_workers
-          additionalExperiments = ["no_use_multiple_sdk_containers"]
-          # the GPU: a Dataflow service option, as Beam's --dataflow_service_options
-          additionalPipelineOptions = ["dataflow_service_options=worker_accelerator=${var.accelerator}"]
+          # GPU workers: one SDK process (TensorFlow takes the GPU) and the accelerator, a Dataflow
+          # service option as Beam's --dataflow_service_options; CPU workers (accelerator ""):
+          # Dataflow's default of one process per vCPU
+          additionalExperiments     = var.accelerator == "" ? [] : ["no_use_multiple_sdk_containers"]
+          additionalPipelineOptions = var.accelerator == "" ? [] : ["dataflow_service_options=worker_accelerator=${var.accelerator}"]
           sdkContainerImage    = var.image
         }
       }

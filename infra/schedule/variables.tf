@@ -60,7 +60,7 @@ variable "machine_type" {
 
 variable "accelerator" {
   type        = string
-  description = "Worker GPU: type:nvidia-l4;count:1;install-nvidia-driver with g2-standard-*, type:nvidia-tesla-t4;count:1;install-nvidia-driver with n1-standard-*"
+  description = "Worker GPU: type:nvidia-l4;count:1;install-nvidia-driver with g2-standard-*, type:nvidia-tesla-t4;count:1;install-nvidia-driver with n1-standard-*, or \"\" for CPU workers (e.g. n1-standard-2)"
   default     = "type:nvidia-l4;count:1;install-nvidia-driver"
 }
 

@@ -165,13 +165,13 @@ def test_build_script_builds_with_the_pinned_versions(fake_gcloud):
     assert template[template.index("--metadata-file") + 1] == "infra/dataflow/metadata.json"
 
 
-@pytest.mark.parametrize("gpu,machine", [("t4", "n1-standard-8"), ("l4", "g2-standard-8")])
+@pytest.mark.parametrize("gpu,machine", [("t4", "n1-standard-8"), ("l4", "g2-standard-8"), ("cpu", "n1-standard-2")])
 def test_run_script_launch_passes_the_metadata_regexes(fake_gcloud, metadata, gpu, machine):
     import subprocess
 
     env, calls, _ = fake_gcloud
-    subprocess.run([os.path.join(INFRA, "run.sh"), "proj", "us-central1", "bkt", gpu, "gs://cat/**/*.flac,gs://cat/new/*.mp3", "umxl",
-                    "25"], env=env, check=True, capture_output=True)
+    subprocess.run([os.path.join(INFRA, "run.sh"), "proj", "us-central1", "bkt", gpu,
+                    "gs://cat/**/*.flac,gs://cat/new/*.mp3", "umxl", "25"], env=env, check=True, capture_output=True)
     (call,) = calls()
     assert call[:3] == ["dataflow", "flex-template", "run"]
     flag = {call[k]: call[k + 1] for k in range(3, len(call) - 1) if call[k].startswith("--")}
@@ -182,4 +182,8 @@ def test_run_script_launch_passes_the_metadata_regexes(fake_gcloud, metadata, gp
     regexes = {p["name"]: p["regexes"] for p in metadata["parameters"]}
     for name, value in parameters.items():
         assert all(re.fullmatch(r, value) for r in regexes[name]), (name, value)
-    assert beam_service_options([flag["--additional-pipeline-options"]])[0].startswith("worker_accelerator=type:")
+    if gpu == "cpu":  # no accelerator, and Dataflow's default of one SDK process per vCPU
+        assert "--additional-pipeline-options" not in flag and "--additional-experiments" not in flag
+    else:
+        assert flag["--additional-experiments"] == "no_use_multiple_sdk_containers"
+        assert beam_service_options([flag["--additional-pipeline-options"]])[0].startswith("worker_accelerator=type:")
