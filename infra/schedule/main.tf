@@ -90,12 +90,12 @@ resource "google_cloud_scheduler_job" "catalog" {
       launchParameter = {
         jobName              = "umx-separate-catalog"
         containerSpecGcsPath = "gs://${var.bucket}/templates/umx-separate-catalog.json"
-        parameters = {
+        parameters = merge({
           input  = var.input
           output = "gs://${var.bucket}/${var.output_prefix}"
           model  = var.model
           codec  = var.codec
-        }
+        }, var.parameters)
         environment = {
           serviceAccountEmail  = google_service_account.worker.email
           tempLocation         = "gs://${var.bucket}/tmp"

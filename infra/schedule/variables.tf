@@ -41,6 +41,12 @@ variable "codec" {
   default = "flac"
 }
 
+variable "parameters" {
+  type        = map(string)
+  description = "More template parameters, e.g. { batch_frames = \"4800\", batch_seconds = \"1800\", niter = \"1\" }"
+  default     = {}
+}
+
 variable "repository" {
   type        = string
   description = "Artifact Registry repository of the worker image"
@@ -60,7 +66,7 @@ variable "machine_type" {
 
 variable "accelerator" {
   type        = string
-  description = "Worker GPU: type:nvidia-l4;count:1;install-nvidia-driver with g2-standard-*, type:nvidia-tesla-t4;count:1;install-nvidia-driver with n1-standard-*, or \"\" for CPU workers (e.g. n1-standard-2)"
+  description = "Worker GPU: type:nvidia-l4;count:1;install-nvidia-driver with g2-standard-*, type:nvidia-tesla-t4;count:1;install-nvidia-driver with n1-standard-*, or \"\" for CPU workers (e.g. n2d-standard-2)"
   default     = "type:nvidia-l4;count:1;install-nvidia-driver"
 }
 

@@ -31,7 +31,7 @@ def test_terraform_parses_and_launches_the_flex_template():
     (target,) = job["http_target"]
     assert unquote(target["uri"]).endswith("/flexTemplates:launch") and target["oauth_token"]
     body = target["body"]
-    parameters = re.search(r"parameters = \{(.*?)\}, environment", body).group(1)
+    parameters = re.search(r"parameters = merge\(\{(.*?)\}, var\.parameters\), environment", body).group(1)
     passed = {item.split("=")[0].strip() for item in parameters.split(",")}
     assert passed == {"input", "output", "model", "codec"} and passed <= option_names()
     assert "serviceAccountEmail" in body
