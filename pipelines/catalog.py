@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 
 import apache_beam as beam
@@ -25,6 +24,7 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, WorkerOptions
 
 from umx_core import storage
+from umx_core.cli import parse_aggregate
 from umx_core.errors import UMXError
 from umx_core.version import code_version
 
@@ -83,7 +83,7 @@ class Track:
 
 def settings(options):
     """The separation parameters a record must match (and the handler uses)."""
-    aggregate = json.loads(options.aggregate) if options.aggregate else None
+    aggregate = parse_aggregate(options.aggregate) if options.aggregate else None
     targets = [t for t in (options.targets or "").split(",") if t] or None
     return {"model": options.model, "targets": targets, "niter": options.niter, "softmask": options.softmask,
             "residual": options.residual, "aggregate": aggregate, "wiener_win_len": options.wiener_win_len,
@@ -142,8 +142,7 @@ class ExpandInputs(beam.DoFn):
                 else:
                     items = [(line, storage.join(self.output, relative_output(line, ""))) for line in listed]
             else:
-                base = storage.glob_base(value) if any(c in value for c in "*?[") else (
-                    value.rsplit("/", 1)[0] if "/" in value else "")
+                base = storage.glob_base(value)
                 items = [(path, storage.join(self.output, relative_output(path, base)))
                          for path in storage.glob(value)]
         except (UMXError, OSError) as exc:
@@ -180,10 +179,9 @@ class Plan(beam.DoFn):
 
         path, out = item
         beam.metrics.Metrics.counter(NAMESPACE, "found").inc()
-        record = storage.join(out, RECORD)
-        if not self.overwrite and storage.exists(record):
-            try:
-                done = json.loads(storage.read_bytes(record)).get("fingerprint") == self.fingerprint
+        if not self.overwrite:
+            try:  # one read: a missing record is a UMXError too
+                done = json.loads(storage.read_bytes(storage.join(out, RECORD))).get("fingerprint") == self.fingerprint
             except (UMXError, ValueError):
                 done = False
             if done:
@@ -240,33 +238,21 @@ class SeparatorModelHandler(ModelHandler):
     def run_inference(self, batch, model, inference_args=None):
         from umx_core.stream import separate_files
 
-        codec = self.params["codec"]
-        with tempfile.TemporaryDirectory(prefix="umx-catalog-") as tmp:
-            for track in batch:
-                storage.delete(storage.join(track.out, RECORD))  # re-separating: not complete meanwhile
-            stages = [track.out if not storage.is_gcs(track.out) else os.path.join(tmp, str(k))
-                      for k, track in enumerate(batch)]
-            began = time.monotonic()
-            results = separate_files([t.path for t in batch], stages, model, ext=codec,
-                                     aggregate=self.params["aggregate"])
-            wall = time.monotonic() - began
-            out = []
-            for track, stage, result in zip(batch, stages, results):
-                out.append(self._finish(track, stage, result, model, wall))
-        return out
+        for track in batch:
+            storage.delete(storage.join(track.out, RECORD))  # re-separating: not complete meanwhile
+        began = time.monotonic()
+        results = separate_files([t.path for t in batch], [t.out for t in batch], model, ext=self.params["codec"],
+                                 aggregate=self.params["aggregate"])
+        wall = time.monotonic() - began
+        return [self._finish(track, result, model, wall) for track, result in zip(batch, results)]
 
-    def _finish(self, track, stage, result, model, wall):
+    def _finish(self, track, result, model, wall):
         if isinstance(result, Exception):
             beam.metrics.Metrics.counter(NAMESPACE, "failed").inc()
             return {"path": track.path, "status": "failed", "stage": getattr(result, "stage", "separate"),
                     "error": str(result), "output": track.out}
         try:
-            stems = {}
-            for name, local in result.stems.items():
-                target = storage.join(track.out, os.path.basename(local))
-                if target != local:
-                    storage.upload_file(local, target)
-                stems[name] = target
+            stems = result.stems
             downmixed = any(note.startswith("downmixed") for note in result.notes)
             if downmixed:
                 beam.metrics.Metrics.counter(NAMESPACE, "downmixed").inc()
@@ -366,11 +352,9 @@ def validate(options):
         problems.append("give --output (a local folder or gs://bucket/prefix)")
     if options.aggregate:
         try:
-            value = json.loads(options.aggregate)
-            if not isinstance(value, dict):
-                raise ValueError("not an object")
-        except ValueError as exc:
-            problems.append(f"--aggregate is not valid JSON of the form {{\"stem\": [\"source\", ...]}} ({exc})")
+            parse_aggregate(options.aggregate)
+        except UMXError as exc:
+            problems.append(str(exc))
     return problems
 
 

@@ -60,6 +60,17 @@ def build_parser():
     return parser
 
 
+def parse_aggregate(text):
+    """The `--aggregate` JSON (`{"stem": ["source", ...]}`) as a dict; UMXError saying what is wrong."""
+    try:
+        aggregate = json.loads(text)
+        if not isinstance(aggregate, dict) or not all(isinstance(v, list) for v in aggregate.values()):
+            raise ValueError("expected an object of lists")
+    except ValueError as exc:
+        raise UMXError(f"--aggregate is not valid JSON of the form {{\"stem\": [\"source\", ...]}} ({exc})") from exc
+    return aggregate
+
+
 def list_models(out=sys.stdout):
     """Print the model names with targets, sample rate, licence and description."""
     from umx_core import registry
@@ -111,12 +122,9 @@ def main(argv=None):
     aggregate = None
     if args.aggregate is not None:
         try:
-            aggregate = json.loads(args.aggregate)
-            if not isinstance(aggregate, dict) or not all(isinstance(v, list) for v in aggregate.values()):
-                raise ValueError("expected an object of lists")
-        except ValueError as exc:
-            print(f"umx: error: --aggregate is not valid JSON of the form {{\"stem\": [\"source\", ...]}} ({exc})",
-                  file=sys.stderr)
+            aggregate = parse_aggregate(args.aggregate)
+        except UMXError as exc:
+            print(f"umx: error: {exc}", file=sys.stderr)
             return 2
     ext = args.ext.lstrip(".")
     if args.no_cuda:

@@ -181,9 +181,11 @@ def local_dir(path):
 def delete(path):
     """Remove a file if it exists (local or gs://)."""
     if is_gcs(path):
-        blob = _blob(path)
-        if blob.exists():
-            blob.delete()
+        try:  # one request; a missing object is not an error here
+            _blob(path).delete()
+        except Exception as exc:
+            if type(exc).__name__ != "NotFound":
+                raise
     elif os.path.exists(path):
         os.remove(path)
 

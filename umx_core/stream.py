@@ -54,9 +54,10 @@ class Result:
 
 
 class _Reader:
-    """Random access to `[0, frames)` of a seekable file, float32 `(channels, n)`."""
+    """Random access to `[0, frames)` of a seekable file, float32 `(channels, n)`: the excerpt
+    from `start` seconds, `duration` seconds long (None: to the end)."""
 
-    def __init__(self, path, label, offset=0, frames=None):
+    def __init__(self, path, label, start=0.0, duration=None):
         self.label = label
         self._handle = storage.open_read(path)
         try:
@@ -66,9 +67,13 @@ class _Reader:
             raise UMXError(f"{label}: not a readable audio file ({exc})") from exc
         self.rate, self.channels = int(self._file.samplerate), int(self._file.channels)
         self.format = self._file.format
-        self.offset = int(offset)
-        available = max(0, int(self._file.frames) - self.offset)
-        self.frames = available if frames is None else min(int(frames), available)
+        total = int(self._file.frames)
+        self.offset = int(round(start * self.rate))
+        if self.offset >= total and total > 0:
+            self.close()
+            raise UMXError(f"{label}: --start {start} s is past the end ({total / self.rate:.1f} s)")
+        available = max(0, total - self.offset)
+        self.frames = available if duration is None else min(int(round(duration * self.rate)), available)
 
     def read(self, lo, hi):
         """Samples `[lo, hi)`, `0 <= lo <= hi <= frames`."""
@@ -162,14 +167,7 @@ def open_input(path, rate, start=0.0, duration=None, backend="soundfile", tmpdir
     else:
         if not storage.exists(path):
             raise UMXError(f"{label}: no such file")
-        probe = _Reader(path, label)
-        offset = int(round(start * probe.rate))
-        if offset >= probe.frames and probe.frames > 0:
-            probe.close()
-            raise UMXError(f"{label}: --start {start} s is past the end ({probe.frames / probe.rate:.1f} s)")
-        frames = None if duration is None else int(round(duration * probe.rate))
-        probe.close()
-        reader = _Reader(path, label, offset, frames)
+        reader = _Reader(path, label, start, duration)
     if reader.frames <= 0:
         reader.close()
         raise UMXError(f"{label}: no audio samples")
@@ -223,7 +221,8 @@ def separate_files(paths, outdirs, separator, ext="wav", start=0.0, duration=Non
 
     Returns:
         One entry per path: its `Result`, or the `UMXError` that stopped it (the others go on),
-        with a `stage` attribute: "decode" (reading the input) or "separate" (the model's output).
+        with a `stage` attribute: "decode" (reading the input), "separate" (the model's output) or
+        "write" (storing the stems).
     """
     ext = ext.lstrip(".")
     if ext not in FORMATS:
@@ -340,7 +339,13 @@ class _Track:
             os.replace(part, final)
             if storage.is_gcs(self.outdir):
                 target = storage.join(self.outdir, os.path.basename(final))
-                storage.upload_file(final, target)
+                try:
+                    storage.upload_file(final, target)
+                except Exception as exc:  # any storage error fails this track only
+                    error = UMXError(f"{target}: cannot write the stem ({type(exc).__name__}: {exc})")
+                    error.stage = "write"
+                    self.fail(error)
+                    return
                 final = target
             stems[name] = final
         rate = self.reader.rate

@@ -7,6 +7,8 @@ import re
 
 import pytest
 
+from tests.infra.conftest import load_module
+
 from pipelines.catalog import CatalogOptions
 
 INFRA = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "infra", "dataflow")
@@ -78,12 +80,7 @@ def test_scripts_parse():
 
 
 def load_launcher():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("umx_launcher", os.path.join(INFRA, "launcher.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(os.path.join(INFRA, "launcher.py"))
 
 
 def test_launcher_hands_its_own_image_to_the_workers():
@@ -113,24 +110,6 @@ def test_launcher_runs_the_catalog_job(tmp_path):
                           cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(os.listdir(tmp_path / "stems" / "song")) == ["accompaniment.wav", "separation.json", "vocals.wav"]
-
-
-@pytest.fixture()
-def fake_gcloud(tmp_path):
-    """A stand-in `gcloud` on PATH: appends its arguments (one per line, then a blank line) to
-    `calls` and copies any `--config FILE` to `config`."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "gcloud"
-    fake.write_text('#!/bin/sh\nfor a in "$@"; do echo "$a" >> "$CALLS"; done; echo >> "$CALLS"\n'
-                    'while [ $# -gt 0 ]; do [ "$1" = --config ] && cp "$2" "$CALLS.config"; shift; done\n')
-    fake.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(tmp_path / "calls")}
-
-    def calls():
-        return [block.split("\n") for block in (tmp_path / "calls").read_text().strip("\n").split("\n\n")]
-
-    return env, calls, tmp_path / "calls.config"
 
 
 def test_build_script_builds_with_the_pinned_versions(fake_gcloud):

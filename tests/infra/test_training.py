@@ -1,7 +1,6 @@
 """The Vertex AI training job: its spec against training.train's command line, and the
 multi-host spec run as Vertex AI runs it (TF_CONFIG per pool), on loopback CPUs."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,6 +8,7 @@ import sys
 
 import pytest
 
+from tests.infra.conftest import load_module
 from training.synthesize import synthesize
 from training.train import parse_args
 from umx_core import storage
@@ -19,10 +19,7 @@ IMAGE = "us-central1-docker.pkg.dev/p/umx/worker:abc"
 
 
 def vertex_job():
-    spec = importlib.util.spec_from_file_location("vertex_job", os.path.join(TRAINING, "vertex_job.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(os.path.join(TRAINING, "vertex_job.py"))
 
 
 @pytest.mark.parametrize("hosts,gpus,gpu,machine", [(1, 4, "l4", "g2-standard-48"), (3, 2, "t4", "n1-standard-16"),
@@ -65,22 +62,16 @@ def test_cli_prints_the_spec_or_a_clear_error():
     assert bad.returncode == 2 and "output must be on gs://" in bad.stderr
 
 
-def test_submit_script_hands_gcloud_the_spec(tmp_path):
+def test_submit_script_hands_gcloud_the_spec(fake_gcloud):
     """submit.sh with a stand-in `gcloud` on PATH that keeps the config it is given."""
-    fake = tmp_path / "bin" / "gcloud"
-    fake.parent.mkdir()
-    fake.write_text('#!/bin/sh\necho "$@" > "$CALLS"\nwhile [ "$1" != --config ]; do shift; done\n'
-                    'cp "$2" "$CALLS.json"\n')
-    fake.chmod(0o755)
-    calls = tmp_path / "calls"
-    env = {**os.environ, "PATH": f"{fake.parent}:{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
-           "CALLS": str(calls)}
+    env, calls, config = fake_gcloud
+    env = {**env, "PATH": f"{os.path.dirname(sys.executable)}:{env['PATH']}"}
     subprocess.run([os.path.join(TRAINING, "submit.sh"), "proj", "europe-west4", IMAGE, "gs://b/d", "gs://b/runs/r7",
                     "2", "4", "l4", "--", "--spot", "--train-args", "--epochs 3"], env=env, check=True,
                    capture_output=True)
-    assert calls.read_text().split()[:8] == ["ai", "custom-jobs", "create", "--project", "proj", "--region",
-                                             "europe-west4", "--display-name"]
-    spec = json.loads((tmp_path / "calls.json").read_text())
+    assert calls()[0][:8] == ["ai", "custom-jobs", "create", "--project", "proj", "--region", "europe-west4",
+                              "--display-name"]
+    spec = json.loads(config.read_text())
     assert spec["scheduling"]["strategy"] == "SPOT" and len(spec["workerPoolSpecs"]) == 2
     args = parse_args(spec["workerPoolSpecs"][0]["containerSpec"]["args"])
     assert (args.epochs, args.batch_size, args.output) == (3, 16 * 4 * 2, "gs://b/runs/r7")
@@ -102,7 +93,6 @@ def test_multi_host_spec_trains_as_vertex_runs_it(tmp_path, gcs_emulator):
             "--nb-layers", "1", "--seq-duration", "1.0", "--samples-per-track", "4", "--valid-seconds", "1.0",
             "--audio-examples", "0", "--epochs", "1"]
     spec = job.job_spec(IMAGE, root, output, hosts=2, gpus=1, batch_per_gpu=2, extra_args=tiny)
-    spec["workerPoolSpecs"][1]["replicaCount"] = 1
     ports = [_free_port(), _free_port()]
     procs = []
     for pool, workdir in ((0, tmp_path / "chief"), (1, tmp_path / "worker")):
