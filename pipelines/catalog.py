@@ -372,10 +372,12 @@ def _worker_setup(options):
         setup.setup_file = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
 
 
-def run(argv):
+def run(argv, wait=True):
     """Build and run the job from command-line arguments; returns `(PipelineResult, options)`.
 
-    Raises UMXError listing every problem with the job's own options."""
+    `wait=False` returns once the job is submitted (a flex-template launcher must exit then;
+    on DirectRunner the job has run by then anyway). Raises UMXError listing every problem
+    with the job's own options."""
     options = PipelineOptions(list(argv))
     catalog = options.view_as(CatalogOptions)
     problems = validate(catalog)
@@ -386,18 +388,22 @@ def run(argv):
     pipeline = beam.Pipeline(options=options)
     build(pipeline, catalog, started)
     result = pipeline.run()
-    result.wait_until_finish()
+    if wait:
+        result.wait_until_finish()
     return result, catalog
 
 
-def main(argv=None):
-    """Command line of `python -m pipelines.separate_catalog`; returns the exit code."""
+def main(argv=None, wait=True):
+    """Command line of `python -m pipelines.separate_catalog`; returns the exit code.
+    `wait=False`: return once the job is submitted (the flex-template launcher)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        _, catalog = run(argv)
+        _, catalog = run(argv, wait)
     except UMXError as exc:
         for problem in str(exc).split("; "):
             print(f"separate_catalog: error: {problem}", file=sys.stderr)
         return 2
-    print(f"done: stems under {catalog.output}/<track>/, run summary in {storage.join(catalog.output, '_runs')}/")
+    summary = storage.join(catalog.output, "_runs")
+    print(f"done: stems under {catalog.output}/<track>/, run summary in {summary}/" if wait else
+          f"submitted: stems will be under {catalog.output}/<track>/, the run summary in {summary}/")
     return 0

@@ -22,4 +22,6 @@ def with_worker_image(argv, environ=os.environ):
 if __name__ == "__main__":
     from pipelines.catalog import main
 
-    sys.exit(main(with_worker_image(sys.argv[1:])))
+    # return once the job is submitted: a flex-template launcher that waits for the job keeps it
+    # from starting (Dataflow's flex-template documentation)
+    sys.exit(main(with_worker_image(sys.argv[1:]), wait=False))

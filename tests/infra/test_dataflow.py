@@ -93,6 +93,24 @@ def test_launcher_hands_its_own_image_to_the_workers():
     assert launcher.with_worker_image(argv, {}) == argv
 
 
+def test_launcher_submits_without_waiting(monkeypatch):
+    """A flex-template launcher must exit once the job is submitted: it never waits for the job."""
+    import runpy
+    import sys
+
+    import apache_beam as beam
+
+    class Submitted:
+        def wait_until_finish(self, duration=None):
+            raise AssertionError("the launcher waited for the job")
+
+    monkeypatch.setattr(beam.Pipeline, "run", lambda self, test_runner_api="AUTO": Submitted())
+    monkeypatch.setattr(sys, "argv", ["launcher.py", "--input=gs://b/a/*.wav", "--output=gs://b/stems"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(os.path.join(INFRA, "launcher.py"), run_name="__main__")
+    assert done.value.code == 0
+
+
 def test_launcher_runs_the_catalog_job(tmp_path):
     """The launcher file as Dataflow runs it (a script, outside the repository), on DirectRunner."""
     import subprocess
