@@ -43,21 +43,27 @@ def save(folder, model, optimizer, state):
     shutil.rmtree(old, ignore_errors=True)
 
 
-def exists(folder):
-    """True if `folder` (local or gs://) holds a checkpoint `read` would look at."""
+def _locate(folder):
+    """The folder holding `folder`'s checkpoint: itself, or locally `folder.old` (a save
+    interrupted between its two renames); None if neither has one."""
     if storage.exists(storage.join(folder, STATE)):
-        return True
-    return not storage.is_gcs(folder) and os.path.exists(os.path.join(folder + ".old", STATE))
+        return folder
+    if not storage.is_gcs(folder) and os.path.exists(os.path.join(folder + ".old", STATE)):
+        return folder + ".old"
+    return None
+
+
+def exists(folder):
+    """True if `folder` (local or gs://) holds a checkpoint `read` would read."""
+    return _locate(folder) is not None
 
 
 def read(folder):
     """`(state, arrays)` of a checkpoint folder (local or gs://); UMXError if missing or corrupt."""
-    state_path, weights_path = storage.join(folder, STATE), storage.join(folder, WEIGHTS)
-    if not storage.exists(state_path):
-        local_old = folder + ".old"  # a local save interrupted between its two renames
-        if not storage.is_gcs(folder) and os.path.exists(os.path.join(local_old, STATE)):
-            return read(local_old)
+    found = _locate(folder)
+    if found is None:
         raise UMXError(f"{folder}: no checkpoint ({STATE} missing)")
+    state_path, weights_path = storage.join(found, STATE), storage.join(found, WEIGHTS)
     try:
         state = json.loads(storage.read_bytes(state_path))
     except json.JSONDecodeError as exc:
