@@ -19,18 +19,18 @@ from umx_core.errors import UMXError
 
 
 @dataclasses.dataclass(frozen=True)
-class Track:
-    """One sample folder: a file per source (targets and interferers), all of `frames` samples at `sample_rate`."""
+class DatasetTrack:
+    """One sample folder: a file per source (targets and interferers), all of `samples` samples at `sample_rate`."""
 
     name: str
     paths: dict
-    frames: int
+    samples: int
     sample_rate: int
     channels: int
 
 
 def _sample_problems(folder, targets):
-    """(Track or None, [problems]) for one sample folder."""
+    """(DatasetTrack or None, [problems]) for one sample folder."""
     files = audio.stem_files(folder)
     missing = [t for t in targets if t not in files]
     if missing:
@@ -43,13 +43,13 @@ def _sample_problems(folder, targets):
             problems.append(f"{target}: unreadable ({exc})")
     if problems:
         return None, problems
-    shapes = {(i.sample_rate, i.frames, i.channels) for i in infos.values()}
+    shapes = {(i.sample_rate, i.samples, i.channels) for i in infos.values()}
     if len(shapes) > 1:
-        detail = ", ".join(f"{t} {i.frames} samples at {i.sample_rate} Hz x{i.channels}" for t, i in infos.items())
+        detail = ", ".join(f"{t} {i.samples} samples at {i.sample_rate} Hz x{i.channels}" for t, i in infos.items())
         return None, [f"stems differ: {detail}"]
     first = infos[targets[0]]
     paths = {t: files[t] for t in targets}
-    return Track(folder.rstrip("/").split("/")[-1], paths, first.frames, first.sample_rate, first.channels), []
+    return DatasetTrack(folder.rstrip("/").split("/")[-1], paths, first.samples, first.sample_rate, first.channels), []
 
 
 def index_split(root, split, targets, min_seconds=0.0, sample_rate=None):
@@ -67,8 +67,8 @@ def index_split(root, split, targets, min_seconds=0.0, sample_rate=None):
     for name in names:
         track, issues = _sample_problems(storage.join(base, name), list(targets))
         if track is not None:
-            if track.frames < min_seconds * track.sample_rate:
-                issues.append(f"{track.frames / track.sample_rate:.2f} s, shorter than an excerpt ({min_seconds} s)")
+            if track.samples < min_seconds * track.sample_rate:
+                issues.append(f"{track.samples / track.sample_rate:.2f} s, shorter than an excerpt ({min_seconds} s)")
             if sample_rate is not None and track.sample_rate != sample_rate:
                 issues.append(f"sample rate {track.sample_rate} Hz, the dataset's is {sample_rate} Hz")
         problems.extend(f"  {name}: {issue}" for issue in issues)
@@ -125,15 +125,15 @@ class FixedSourcesTrackFolderDataset:
         self.tracks = index_split(root, split, self.sources, min_seconds, sample_rate)
         self.sample_rate = self.tracks[0].sample_rate
         self.channels = self.tracks[0].channels
-        self.seq_frames = int(round(seq_duration * self.sample_rate)) if seq_duration else None
-        # validation items: (track, start, frames); frames None reads to the end
+        self.seq_samples = int(round(seq_duration * self.sample_rate)) if seq_duration else None
+        # validation items: (track, start, samples); samples None reads to the end
         self.items = []
         chunk = int(round(valid_chunk * self.sample_rate)) if valid_chunk else None
         for k, track in enumerate(self.tracks):
-            if chunk is None or track.frames < chunk:
+            if chunk is None or track.samples < chunk:
                 self.items.append((k, 0, None))
             else:
-                self.items.extend((k, start, chunk) for start in range(0, track.frames - chunk + 1, chunk))
+                self.items.extend((k, start, chunk) for start in range(0, track.samples - chunk + 1, chunk))
 
     def __len__(self):
         return len(self.tracks) * self.samples_per_track if self.train else len(self.items)
@@ -152,7 +152,7 @@ class FixedSourcesTrackFolderDataset:
         for _ in self.sources:
             track = int(rng.integers(len(self.tracks))) if self.random_track_mix else own
             if self.random_track_mix or start is None:  # one start for all targets unless mixing
-                start = int(rng.integers(self.tracks[track].frames - self.seq_frames + 1))
+                start = int(rng.integers(self.tracks[track].samples - self.seq_samples + 1))
             gain = float(rng.uniform(*self.gain_range)) if self.gain_range else 1.0
             swap = bool(self.channel_swap and self.channels == 2 and rng.random() < 0.5)
             choices.append((track, start, gain, swap))
@@ -161,14 +161,14 @@ class FixedSourcesTrackFolderDataset:
     def load(self, epoch, index):
         """One example as numpy: `(mixture (C, S), targets (J, C, S))`."""
         if not self.train:
-            k, start, frames = self.items[index]
+            k, start, samples = self.items[index]
             track = self.tracks[k]
-            stems = np.stack([audio.read(track.paths[t], start, -1 if frames is None else frames)
+            stems = np.stack([audio.read(track.paths[t], start, -1 if samples is None else samples)
                               for t in self.sources])
             return stems.sum(axis=0), stems[: len(self.targets)]
         stems = []
         for source, (track, start, gain, swap) in zip(self.sources, self.plan(epoch, index)):
-            excerpt = audio.read(self.tracks[track].paths[source], start, self.seq_frames) * np.float32(gain)
+            excerpt = audio.read(self.tracks[track].paths[source], start, self.seq_samples) * np.float32(gain)
             stems.append(excerpt[::-1] if swap else excerpt)
         stems = np.stack(stems)
         return stems.sum(axis=0), stems[: len(self.targets)]
@@ -192,15 +192,15 @@ class FixedSourcesTrackFolderDataset:
         order = order[start:]
         if shard is not None:
             order = order[shard[1] :: shard[0]]
-        frames = self.seq_frames if self.train else None
+        samples = self.seq_samples if self.train else None
         channels, nb_targets = self.channels, len(self.targets)
 
         def read(index):
             mixture, stems = tf.numpy_function(
                 lambda i: self.load(epoch, int(i)), [index], (tf.float32, tf.float32), stateful=False
             )
-            mixture.set_shape((channels, frames))
-            stems.set_shape((nb_targets, channels, frames))
+            mixture.set_shape((channels, samples))
+            stems.set_shape((nb_targets, channels, samples))
             return mixture, stems
 
         return (

@@ -35,7 +35,7 @@ def load_track(track_dir, targets, sample_rate=None):
         raise UMXError(f"{track_dir}: no file for target(s) {missing} (has {sorted(files)})")
     infos = {name: audio.info(path) for name, path in files.items()}
     rates = {i.sample_rate for i in infos.values()}
-    lengths = {i.frames for i in infos.values()}
+    lengths = {i.samples for i in infos.values()}
     if len(rates) > 1 or len(lengths) > 1:
         raise UMXError(f"{track_dir}: stems differ in sample rate {sorted(rates)} or length {sorted(lengths)}")
     rate = rates.pop()

@@ -10,11 +10,11 @@ parse, so `--help` and `--list-models` answer at once.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
 
+from umx_core import settings as fields
 from umx_core.errors import UMXError
 
 DEFAULT_MODEL = "demo-5stems"
@@ -30,45 +30,33 @@ def build_parser():
     parser.add_argument("input", nargs="*", help="audio files, folders or glob patterns (local or gs://)")
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help=f"model name, separator directory, checkpoint, or gs:// path (default: {DEFAULT_MODEL})")
-    parser.add_argument("--targets", nargs="+", help="targets to separate (default: all the model's targets)")
+    parser.add_argument("--targets", nargs="+", help=fields.help_text("targets"))
     parser.add_argument("--outdir", help="output folder; stems go to OUTDIR/<input name>/<stem>.<ext> "
                                          "(default: ./<input name>_<model>/)")
-    parser.add_argument("--ext", default="wav", help="output format: wav (float), flac (24 bit), mp3 or ogg "
-                                                     "(default: wav; a leading dot is accepted)")
+    parser.add_argument(fields.flag("codec", "umx"), default=fields.FIELDS["codec"].default,
+                        help=fields.help_text("codec") + "; a leading dot is accepted")
     parser.add_argument("--start", type=float, default=0.0, help="excerpt start in seconds (default: 0)")
     parser.add_argument("--duration", type=float, default=-1.0,
                         help="excerpt duration in seconds; negative: to the end of the file (default: -1)")
-    parser.add_argument("--niter", type=int, default=1, help="EM (Wiener) iterations; 0 disables (default: 1)")
-    parser.add_argument("--wiener-win-len", type=int, default=300,
-                        help="frames per independent EM window (default: 300)")
+    for name in ("niter", "wiener_win_len"):
+        parser.add_argument(fields.flag(name, "umx"), type=int, default=fields.FIELDS[name].default,
+                            help=fields.help_text(name))
     parser.add_argument("--residual", nargs="?", const="residual", default=None, metavar="NAME",
-                        help="add a stem for the mixture minus the targets (named NAME, default 'residual')")
-    parser.add_argument("--softmask", action="store_true", help="ratio-mask initial estimates for EM")
-    parser.add_argument("--aggregate", help='JSON {"stem": ["sources", ...]}, e.g. '
-                                            '\'{"vocals": ["vocals"], "accompaniment": ["drums", "bass", "other"]}\'')
+                        help=fields.help_text("residual") + " (named NAME, default 'residual')")
+    parser.add_argument("--softmask", action="store_true", help=fields.help_text("softmask"))
+    parser.add_argument("--aggregate", help=fields.help_text("aggregate"))
     parser.add_argument("--audio-backend", default="soundfile", choices=("soundfile", "ffmpeg"),
                         help="decoder: soundfile (wav, flac, mp3, ogg, ...) or the ffmpeg program "
                              "(also m4a/AAC and the mixture of .stem.mp4 files) (default: soundfile)")
-    parser.add_argument("--batch-frames", type=int, default=1200,
-                        help="STFT frames per network call: memory against speed (default: 1200, about "
-                             "1.5 GB peak for a umxhq-size model whatever the file length)")
+    parser.add_argument(fields.flag("batch_frames", "umx"), type=int, default=fields.FIELDS["batch_frames"].default,
+                        help=fields.help_text("batch_frames"))
     parser.add_argument("--filterbank", default="torch", choices=("torch", "tf"),
                         help="STFT implementation; both are the TF STFT equal to torch.stft (open-unmix option)")
     parser.add_argument("--no-cuda", action="store_true", help="run on the CPU even when a GPU is present")
     parser.add_argument("--list-models", action="store_true", help="list the model names and exit")
-    parser.add_argument("--verbose", action="store_true", help="more messages (devices, model settings)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="more messages (model settings, and TensorFlow's own log lines)")
     return parser
-
-
-def parse_aggregate(text):
-    """The `--aggregate` JSON (`{"stem": ["source", ...]}`) as a dict; UMXError saying what is wrong."""
-    try:
-        aggregate = json.loads(text)
-        if not isinstance(aggregate, dict) or not all(isinstance(v, list) for v in aggregate.values()):
-            raise ValueError("expected an object of lists")
-    except ValueError as exc:
-        raise UMXError(f"--aggregate is not valid JSON of the form {{\"stem\": [\"source\", ...]}} ({exc})") from exc
-    return aggregate
 
 
 def list_models(out=sys.stdout):
@@ -79,14 +67,31 @@ def list_models(out=sys.stdout):
         print(f"{name:<12} {', '.join(targets)} @ {rate} Hz | licence: {licence}\n{'':<12} {description}", file=out)
 
 
-def expand_inputs(patterns):
-    """Files named by paths, folders (every file below) and glob patterns, in order, without repeats."""
+def expand_inputs(patterns, outdir=None):
+    """Files named by paths, folders (every file below) and glob patterns, in order, without repeats,
+    leaving out anything inside `outdir` (a rerun never separates the previous run's stems)."""
     from umx_core import storage
+    from umx_core.outputs import is_inside
 
     out = []
     for pattern in patterns:
-        out.extend(m for m in storage.glob(pattern) if m not in out)
+        out.extend(m for m in storage.glob(pattern) if m not in out and not (outdir and is_inside(m, outdir)))
     return out
+
+
+def assign_folders(paths, folder_of):
+    """`(path, output folder)` for each input, and `{path: UMXError}` for inputs refused because
+    another input already maps to their folder (`umx_core.outputs.claim`)."""
+    from umx_core.outputs import claim
+
+    by_folder = {}
+    for path in paths:
+        by_folder.setdefault(folder_of(path), []).append(path)
+    refused = {}
+    for folder, group in by_folder.items():
+        if len(group) > 1:
+            refused.update(claim(folder, group)[1])
+    return [(p, folder_of(p)) for p in paths if p not in refused], refused
 
 
 class Progress:
@@ -119,51 +124,53 @@ def main(argv=None):
         return 0
     if not args.input:
         parser.error("give one or more input files (or --list-models)")
-    aggregate = None
-    if args.aggregate is not None:
-        try:
-            aggregate = parse_aggregate(args.aggregate)
-        except UMXError as exc:
-            print(f"umx: error: {exc}", file=sys.stderr)
-            return 2
-    ext = args.ext.lstrip(".")
+    try:
+        options = fields.SeparationSettings.from_flags(
+            "umx", targets=args.targets, niter=args.niter, softmask=args.softmask, residual=args.residual is not None,
+            wiener_win_len=args.wiener_win_len, aggregate=args.aggregate, codec=args.ext,
+            batch_frames=args.batch_frames)
+    except UMXError as exc:
+        print(f"umx: error: {exc}", file=sys.stderr)
+        return 2
     if args.no_cuda:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    from umx_core import storage
-    from umx_core.pretrained import load_separator
-    from umx_core.stream import FORMATS, output_name, separate_file
+    from umx_core.console import quiet_tensorflow
 
-    if ext not in FORMATS:
-        print(f"umx: error: --ext must be one of {', '.join(FORMATS)}, got {args.ext!r}", file=sys.stderr)
-        return 2
+    quiet_tensorflow(args.verbose)
+    from umx_core import storage
+    from umx_core.outputs import output_name
+    from umx_core.pretrained import load_separator
+    from umx_core.stream import separate_file
+
     try:
-        separator = load_separator(args.model, targets=args.targets, niter=args.niter,
-                                   residual=args.residual is not None, softmask=args.softmask,
-                                   wiener_win_len=args.wiener_win_len, filterbank=args.filterbank,
-                                   batch_frames=args.batch_frames)
-        if aggregate is not None:
-            unknown = sorted({s for parts in aggregate.values() for s in parts} - set(separator.sources))
-            if unknown:
-                raise UMXError(f"--aggregate names sources the model does not give: {unknown} "
-                               f"(it gives {separator.sources})")
+        separator = load_separator(args.model, filterbank=args.filterbank, **options.separator_overrides())
+        options.check_sources(separator.sources)
     except UMXError as exc:
         print(f"umx: error: --model {args.model}: {exc}" if args.model not in str(exc) else f"umx: error: {exc}",
               file=sys.stderr)
         return 2
+    aggregate = options.aggregate
     if args.residual not in (None, "residual"):  # open-unmix's --residual NAME
         aggregate = {**{s: [s] for s in separator.targets}, args.residual: ["residual"], **(aggregate or {})}
     if args.verbose:
         print(f"model {args.model}: targets {separator.targets}, {int(separator.sample_rate)} Hz, n_fft "
               f"{separator.n_fft}, hop {separator.n_hop}, niter {separator.niter}", file=sys.stderr)
     model_label = os.path.basename(str(args.model).rstrip("/")) or "model"
-    failures = 0
-    for path in expand_inputs(args.input):
+
+    def folder_of(path):
         name = output_name(path)
-        outdir = storage.join(args.outdir, name) if args.outdir else f"{name}_{model_label}"
-        progress = Progress(name, args.verbose or sys.stderr.isatty())
+        return storage.join(args.outdir, name) if args.outdir else f"{name}_{model_label}"
+
+    inputs, refused = assign_folders(expand_inputs(args.input, args.outdir), folder_of)
+    for error in refused.values():
+        print(f"umx: error: {error}", file=sys.stderr)
+    failures = len(refused)
+    for path, outdir in inputs:
+        progress = Progress(output_name(path), args.verbose or sys.stderr.isatty())
         try:
-            result = separate_file(path, outdir, separator, ext=ext, start=args.start, duration=args.duration,
-                                   aggregate=aggregate, backend=args.audio_backend, progress=progress)
+            result = separate_file(path, outdir, separator, ext=options.codec, start=args.start,
+                                   duration=args.duration, aggregate=aggregate, backend=args.audio_backend,
+                                   progress=progress)
         except UMXError as exc:
             failures += 1
             print(f"umx: error: {exc}", file=sys.stderr)
@@ -174,7 +181,7 @@ def main(argv=None):
             continue
         notes = f" ({'; '.join(result.notes)})" if result.notes else ""
         print(f"{path}: {_duration(result.duration)} in {result.seconds:.1f} s ({result.realtime:.1f}x real time) "
-              f"-> {outdir}/{{{','.join(result.stems)}}}.{ext}{notes}", flush=True)
+              f"-> {outdir}/{{{','.join(result.stems)}}}.{options.codec}{notes}", flush=True)
     return 2 if failures else 0
 
 

@@ -17,11 +17,13 @@ import tempfile
 
 from umx_core import storage
 from umx_core.errors import UMXError
-from umx_core.separator import CONFIG_NAME, MODEL_NAME, SAVED_MODEL_CONFIG, Separator
+from umx_core.saved import MODEL_NAME, SAVED_MODEL_CONFIG
+from umx_core.separator import Separator
+from umx_core.settings import CONFIG_NAME
 
 # Separator settings stored in separator.json that load_separator passes back
-_SETTINGS = ("niter", "softmask", "residual", "wiener_win_len", "filterbank", "segment", "context",
-             "batch_frames", "jit_compile", "eps")
+# (batch_frames and jit_compile are run knobs: older files that saved them are not obeyed)
+_SETTINGS = ("niter", "softmask", "residual", "wiener_win_len", "filterbank", "segment", "context", "eps")
 
 
 def _read_json(path, local_path):
@@ -149,7 +151,8 @@ def select_targets(separator, targets):
     layers = dict(zip(separator.targets, separator.model.joint.filter_layers))
     settings = {k: v for k, v in separator.config().items() if k in _SETTINGS}
     return Separator({t: layers[t] for t in targets}, sample_rate=separator.sample_rate, n_fft=separator.n_fft,
-                     n_hop=separator.n_hop, nb_channels=separator.nb_channels, **settings)
+                     n_hop=separator.n_hop, nb_channels=separator.nb_channels, batch_frames=separator.batch_frames,
+                     jit_compile=separator.jit_compile, **settings)
 
 
 def load_separator(path, targets=None, **overrides):
@@ -198,3 +201,35 @@ def load_separator(path, targets=None, **overrides):
     separator = Separator(model, **settings)
     return select_targets(separator, targets) if targets else separator
 
+
+
+def model_digest(path):
+    """A sha256 naming a model's weights: of every file of a model folder (or of the model file),
+    read in blocks; for a published model name, of its pinned release files. What a catalog
+    job's completeness fingerprint names, so new weights under an old path are separated again.
+
+    Raises:
+        UMXError when the model cannot be found or read.
+    """
+    import hashlib
+
+    from umx_core import registry
+
+    path = str(path)
+    digest = hashlib.sha256()
+    if path in registry.PUBLISHED:
+        digest.update(json.dumps(registry.PUBLISHED[path].files, sort_keys=True).encode())
+        return digest.hexdigest()
+    root = (registry.shipped().get(path) or path).rstrip("/")
+    if storage.is_gcs(root):
+        files = [root] if storage.exists(root) else storage.list_files(root)  # a model file, or a folder
+    else:
+        files = storage.list_files(root) if os.path.isdir(root) else [root] if os.path.exists(root) else []
+    if not files:
+        raise UMXError(f"{path}: no model files to fingerprint")
+    for name in sorted(files):
+        digest.update(name[len(root):].encode() + b"\0")
+        with storage.open_read(name) as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -10,57 +10,18 @@ at most `segment` frames is one chunk and matches open-unmix exactly.
 """
 
 import functools
-import json
-import os
-import tempfile
 
 import numpy as np
 import tensorflow as tf
 
-from umx_core import storage
+from umx_core import chunking
 from umx_core.errors import UMXError
 from umx_core.model import apply_filter
+from umx_core.settings import FIELDS
 from umx_core.transforms import frame_count, overlap_add, stft_frames
 from umx_core.umx import UMX
 from umx_core.version import code_version
 
-CONFIG_NAME = "separator.json"
-MODEL_NAME = "model.keras"
-# beside saved_model.pb: the separator settings and the UMX config (TF leaves assets.extra alone)
-SAVED_MODEL_CONFIG = os.path.join("assets.extra", CONFIG_NAME)
-FORMAT = "umx_core.separator/1"
-
-
-def _normalise(out, nb_frames, n_fft, n_hop, start, block=1 << 20):
-    """Divide overlap-added samples by the window envelope (sum of squared windows), in place.
-
-    Args:
-        out: `(..., samples)` overlap-add of `nb_frames` frames, starting at sample `start`
-            of the padded signal. Computed in blocks, so no envelope of the whole track is held.
-    """
-    window = (np.hanning(n_fft + 1)[:-1] ** 2).astype(np.float32)  # periodic Hann, squared
-    for first in range(0, out.shape[-1], block):
-        index = np.arange(start + first, start + min(first + block, out.shape[-1]))
-        envelope = np.zeros(index.size, np.float32)
-        # every sample lies in the frames f with f * n_hop <= i < f * n_hop + n_fft
-        for back in range(-(-n_fft // n_hop)):
-            frame = index // n_hop - back
-            inside = (frame >= 0) & (frame < nb_frames) & (index - frame * n_hop < n_fft)
-            envelope[inside] += window[(index - frame * n_hop)[inside]]
-        out[..., first : first + index.size] /= envelope
-
-
-def _reflect_slice(audio, first, stop, pad):
-    """Samples `[first, stop)` of `audio` reflect-padded by `pad` on both sides, without padding it all.
-
-    Args:
-        audio: `(channels, samples)`.
-    """
-    index = np.arange(first, stop) - pad
-    index = np.abs(index)  # reflection at the start (torch's reflect: no repeated edge sample)
-    last = audio.shape[-1] - 1
-    index = np.where(index > last, 2 * last - index, index)
-    return audio[:, index]
 
 
 class Separator:
@@ -80,7 +41,8 @@ class Separator:
         filterbank: "torch" or "tf"; both are the TF STFT that equals torch.stft.
         segment: centre frames per chunk, a multiple of wiener_win_len (default: wiener_win_len).
         context: extra frames the network sees on each side of a chunk.
-        batch_frames: frames (context included) batched into one network call.
+        batch_frames: frames (context included) batched into one network call: a run knob
+            (memory against speed), not saved with the model.
         jit_compile: compile the chunk computation with XLA (2-3x faster on CPU). Chunks are
             zero-padded to `segment + 2 * context` frames (padding is masked, so exact) and batches
             to a power-of-two number of chunks, so a few shapes are compiled once per separator.
@@ -98,11 +60,11 @@ class Separator:
         n_fft=4096,
         n_hop=1024,
         nb_channels=2,
-        wiener_win_len=300,
+        wiener_win_len=FIELDS["wiener_win_len"].default,
         filterbank="torch",
         segment=None,
         context=64,
-        batch_frames=2400,
+        batch_frames=FIELDS["batch_frames"].default,
         jit_compile=True,
         eps=1e-10,
     ):
@@ -166,9 +128,10 @@ class Separator:
     residual = property(lambda self: self.model.em.residual, doc="Whether a residual stem is added.")
 
     def config(self):
-        """Every setting needed to rebuild this separator (JSON-serialisable)."""
+        """Every setting needed to rebuild this separator (JSON-serialisable); run knobs
+        (`batch_frames`, `jit_compile`) are not part of it."""
         return {
-            "format": FORMAT,
+            "format": "umx_core.separator/1",
             "code_version": code_version(),
             "targets": self.targets,
             "niter": self.niter,
@@ -182,8 +145,6 @@ class Separator:
             "filterbank": self.filterbank,
             "segment": self.segment,
             "context": self.context,
-            "batch_frames": self.batch_frames,
-            "jit_compile": self.jit_compile,
             "eps": self.model.em.eps,
         }
 
@@ -218,7 +179,7 @@ class Separator:
         stems = self.model.em.channels_first(estimates, mix)  # (n, sources, ch, width, bins)
         return overlap_add(stems, self.n_fft, self.n_hop)
 
-    def _separate_chunks(self, audio, lengths, offsets, centres):
+    def _separate_batch(self, audio, lengths, offsets, centres):
         """Stems of the centre frames of a batch of chunks, overlap-added but not normalised.
 
         The stages are compiled separately (with `jit_compile`), one per target filter, so
@@ -259,18 +220,11 @@ class Separator:
             audio = np.repeat(audio, 2, axis=1)  # mono into a stereo model, as open-unmix's preprocess
         return audio
 
-    def _chunks(self, nb_frames):
-        """(first centre frame, centre frames, first frame with context, frames with context) per chunk."""
-        segment = self.segment or nb_frames
-        out = []
-        for start in range(0, nb_frames, segment):
-            stop = min(start + segment, nb_frames)
-            if segment >= nb_frames:
-                first, last = 0, nb_frames  # a single chunk: the whole track, exact
-            else:
-                first, last = max(0, start - self.context), min(nb_frames, stop + self.context)
-            out.append((start, stop - start, first, last - first))
-        return out
+    def plan(self, nb_frames):
+        """`(chunks, width)`: the `chunking.Chunk`s of a track of `nb_frames` STFT frames and the
+        frames each is padded to."""
+        return (chunking.plan(nb_frames, self.segment, self.context),
+                chunking.width(nb_frames, self.segment, self.context))
 
     def __call__(self, audio):
         """Separate a batch of mixtures.
@@ -281,32 +235,29 @@ class Separator:
             numpy float32 `(batch, sources, channels, samples)`.
         """
         audio = self._prepare(audio)
-        batch, channels, length = audio.shape
+        batch, channels, samples = audio.shape
         n_fft, hop, pad = self.n_fft, self.n_hop, self.n_fft // 2
-        nb_frames = frame_count(length, n_fft, hop)
+        nb_frames = frame_count(samples, n_fft, hop)
         out = np.zeros((batch, len(self.sources), channels, n_fft + hop * (nb_frames - 1)), np.float32)
-        jobs = [(b, *chunk) for b in range(batch) for chunk in self._chunks(nb_frames)]
-        width = self._chunk_frames(nb_frames)
-        per_call = max(1, self.batch_frames // width)
+        chunks, width = self.plan(nb_frames)
+        jobs = [(b, *chunk) for b in range(batch) for chunk in chunks]
+        per_call = chunking.chunks_per_call(width, self.batch_frames)
+
+        def read(b, lo, hi):
+            return audio[b][:, chunking.reflect_index(lo, hi, pad, samples)]
+
         def add(b, position, stems):
             out[b, :, :, position : position + stems.shape[-1]] += stems
 
         for first in range(0, len(jobs), per_call):
-            group = jobs[first : first + per_call]
-            self._run_group(lambda b, lo, hi: _reflect_slice(audio[b], lo, hi, pad), channels, group, width, add)
-        out = out[..., pad : pad + length]
+            self.separate_chunks(read, channels, jobs[first : first + per_call], width, add)
+        out = out[..., pad : pad + samples]
         # inside the reflect padding every sample is covered by a window: the envelope is > 0
-        _normalise(out, nb_frames, n_fft, hop, start=pad)
+        chunking.normalise(out, nb_frames, n_fft, hop, start=pad)
         return out
 
-    def _chunk_frames(self, nb_frames):
-        """Frames every chunk is padded to: fixed when segmenting, so compiled shapes repeat."""
-        if self.segment is None:
-            return nb_frames
-        return self.segment + 2 * self.context
-
-    def _run_group(self, read, channels, group, width, add):
-        """Separate one batch of chunks and hand each chunk's stems to `add`.
+    def separate_chunks(self, read, channels, group, width, add):
+        """Separate one batch of chunks and hand each chunk's stems to `add` (the streaming path's entry).
 
         Chunks are zero-padded to `width` frames and the batch to a power of two with empty
         chunks (length 0): the network masks padded frames and EM zeroes them, so the
@@ -324,7 +275,7 @@ class Separator:
         n_fft, hop = self.n_fft, self.n_hop
         rows = len(group)
         if self.jit_compile:
-            rows = min(1 << (rows - 1).bit_length(), max(1, self.batch_frames // width))
+            rows = min(1 << (rows - 1).bit_length(), chunking.chunks_per_call(width, self.batch_frames))
             rows = max(rows, len(group))
         samples = n_fft + hop * (width - 1)
         chunk_audio = np.zeros((rows, channels, samples), np.float32)
@@ -336,7 +287,7 @@ class Separator:
         if channels not in self._chunk_fns:
             index = tf.TensorSpec((None,), tf.int32)
             signature = [tf.TensorSpec((None, channels, None), tf.float32), index, index, index]
-            self._chunk_fns[channels] = tf.function(self._separate_chunks, input_signature=signature)
+            self._chunk_fns[channels] = tf.function(self._separate_batch, input_signature=signature)
         stems = self._chunk_fns[channels](
             tf.constant(chunk_audio), tf.constant(lengths), tf.constant(offsets), tf.constant(centres)
         ).numpy()
@@ -366,32 +317,13 @@ class Separator:
 
     # --- persistence ----------------------------------------------------------
     def save(self, path, metadata=None):
-        """Write `separator.json` (settings, code version) and `model.keras` to a directory, local or gs://.
+        """Write `separator.json` and `model.keras` to a directory, local or gs:// (`umx_core.saved.save`)."""
+        from umx_core import saved
 
-        Args:
-            metadata: optional JSON-serialisable dict stored in `separator.json` (e.g. the
-                training configuration under "training").
-        """
-        with tempfile.TemporaryDirectory(prefix="umx-save-") as tmp:
-            self.model.save(os.path.join(tmp, MODEL_NAME))
-            with open(os.path.join(tmp, CONFIG_NAME), "w") as f:
-                json.dump({**(metadata or {}), **self.config()}, f, indent=2)
-            storage.upload_dir(tmp, path)
-        return path
+        return saved.save(self, path, metadata)
 
     def export(self, path, metadata=None):
-        """Write the end-to-end UMX as a TensorFlow SavedModel, local or gs://.
+        """Write the end-to-end UMX as a TensorFlow SavedModel, local or gs:// (`umx_core.saved.export`)."""
+        from umx_core import saved
 
-        The `serve` signature takes float32 `(batch, channels, samples)` of any batch and
-        length and returns `(batch, sources, channels, samples)` for the whole input at once
-        (TF Serving, other languages). `assets.extra/separator.json` holds these settings and
-        the model's config, so `load_separator(path)` rebuilds a (segmenting) Separator from
-        the SavedModel's variables. `metadata` as for `save`.
-        """
-        with tempfile.TemporaryDirectory(prefix="umx-export-") as tmp:
-            self.model.export(tmp, verbose=False)
-            os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
-            with open(os.path.join(tmp, SAVED_MODEL_CONFIG), "w") as f:
-                json.dump({**(metadata or {}), **self.config(), "model": self.model.get_config()}, f, indent=2)
-            storage.upload_dir(tmp, path)
-        return path
+        return saved.export(self, path, metadata)

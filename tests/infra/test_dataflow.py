@@ -1,6 +1,5 @@
 """The flex template's metadata and image against the pipeline's options and the pins."""
 
-import argparse
 import json
 import os
 import re
@@ -9,15 +8,18 @@ import pytest
 
 from tests.infra.conftest import load_module
 
-from pipelines.catalog import CatalogOptions
+from pipelines.options import build_parser
 
 INFRA = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "infra", "dataflow")
 
 
+def option_help():
+    """`{option: help text}` of the job's parser: the one home of every option's help."""
+    return {a.dest: a.help for a in build_parser()._actions if a.dest != "help"}
+
+
 def option_names():
-    parser = argparse.ArgumentParser()
-    CatalogOptions._add_argparse_args(parser)
-    return {a.dest for a in parser._actions if a.dest != "help"}
+    return set(option_help())
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +34,12 @@ def test_template_parameters_are_the_pipeline_options(metadata):
     assert [p["name"] for p in metadata["parameters"] if not p["isOptional"]] == ["output"]
     for p in metadata["parameters"]:
         assert p["label"] and p["helpText"] and p["regexes"], p["name"]
+
+
+def test_template_help_is_the_options_help(metadata):
+    """The template's help text comes from the one home of each setting (umx_core.settings / options)."""
+    helps = option_help()
+    assert {p["name"]: p["helpText"] for p in metadata["parameters"]} == helps
 
 
 @pytest.mark.parametrize("name,good,bad", [
@@ -49,9 +57,7 @@ def test_regexes_accept_and_refuse(metadata, name, good, bad):
 
 
 def test_template_style_boolean_flags_parse():
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    options = PipelineOptions(["--residual=true", "--softmask=false", "--overwrite"]).view_as(CatalogOptions)
+    options = build_parser().parse_args(["--residual=true", "--softmask=false", "--overwrite"])
     assert (options.residual, options.softmask, options.overwrite) == (True, False, True)
 
 

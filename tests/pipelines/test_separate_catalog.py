@@ -219,7 +219,7 @@ def test_dataflow_translation_with_a_gpu_worker(monkeypatch, tmp_path):
     assert "setup_file" not in options and options["sdk_location"] == "container" and options["model"] == "umxhq"
     assert options["input"] == ["gs://bucket/catalog/**/*.mp3"] and options["output"] == "gs://bucket/stems"
     names = {t.unique_name for t in job.proto_pipeline.components.transforms.values()}
-    assert {"Expand", "Distinct", "Plan", "Separate", "Summarize", "WriteSummary"} <= names
+    assert {"Expand", "ByFolder", "Claim", "Plan", "Separate", "Summarize", "WriteSummary"} <= names
 
 
 def test_dataflow_without_a_worker_image_stages_setup_py(monkeypatch, tmp_path):

@@ -48,7 +48,7 @@ def test_excerpts_are_slices_of_the_files(root):
         mixture, stems = ds.load(epoch, index)
         for j, (track, start, gain, swap) in enumerate(ds.plan(epoch, index)):
             whole = sf.read(ds.tracks[track].paths[TARGETS[j]], dtype="float32", always_2d=True)[0].T
-            np.testing.assert_array_equal(stems[j], whole[:, start : start + ds.seq_frames])
+            np.testing.assert_array_equal(stems[j], whole[:, start : start + ds.seq_samples])
             assert track == index // 3 and gain == 1.0 and not swap
         np.testing.assert_allclose(mixture, stems.sum(axis=0), atol=1e-6)
         assert stems.shape == (3, 2, 4000)

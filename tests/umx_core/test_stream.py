@@ -10,7 +10,8 @@ import soxr
 from tests.conftest import random_filters
 from umx_core import Separator, storage
 from umx_core.errors import UMXError
-from umx_core.stream import output_name, separate_file
+from umx_core.outputs import output_name
+from umx_core.stream import separate_file
 
 RATE = 8000
 

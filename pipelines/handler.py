@@ -1,0 +1,91 @@
+"""RunInference's model handler for the catalog job: the Separator loads once per worker process,
+a batch of tracks (formed by audio duration) streams through it together, and each track's
+stems and then its completeness record (`separation.json`, written last) are stored."""
+
+import datetime
+import json
+import time
+
+import apache_beam as beam
+from apache_beam.ml.inference.base import ModelHandler
+
+from pipelines.stages import NAMESPACE, count, failure
+from umx_core import storage
+from umx_core.errors import UMXError
+from umx_core.settings import RECORD_NAME
+from umx_core.version import code_version
+
+
+def _configure_gpus():
+    """Memory growth on every GPU, so several processes or models can share one."""
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised in this process
+            pass
+
+
+class SeparatorModelHandler(ModelHandler):
+    """RunInference handler: a batch of `TrackJob`s in, one status record per track out.
+
+    Args:
+        model: model name or path.
+        settings: the job's `umx_core.settings.SeparationSettings`.
+        fingerprint: what the records name (`pipelines.stages.fingerprint`).
+        model_digest: the weights' digest (`umx_core.pretrained.model_digest`), stored in each record.
+        batch_seconds: audio seconds per batch (a longer track goes alone).
+    """
+
+    def __init__(self, model, settings, fingerprint, model_digest, batch_seconds=600.0):
+        super().__init__()
+        self.model, self.settings, self.fingerprint = model, settings, fingerprint
+        self.model_digest, self.batch_seconds = model_digest, float(batch_seconds)
+
+    def load_model(self):
+        from umx_core.console import quiet_tensorflow
+
+        quiet_tensorflow()
+        _configure_gpus()
+        from umx_core.pretrained import load_separator
+
+        return load_separator(self.model, **self.settings.separator_overrides())
+
+    def batch_elements_kwargs(self):
+        # batches by audio duration: about batch_seconds of audio each (a longer track alone)
+        return {"min_batch_size": 1, "max_batch_size": max(1, int(self.batch_seconds)),
+                "element_size_fn": lambda track: max(1, int(track.seconds))}
+
+    def run_inference(self, batch, model, inference_args=None):
+        from umx_core.stream import separate_files
+
+        for track in batch:
+            storage.delete(storage.join(track.out, RECORD_NAME))  # re-separating: not complete meanwhile
+        began = time.monotonic()
+        results = separate_files([t.path for t in batch], [t.out for t in batch], model, ext=self.settings.codec,
+                                 aggregate=self.settings.aggregate)
+        wall = time.monotonic() - began
+        return [self._finish(track, result, model, wall) for track, result in zip(batch, results)]
+
+    def _finish(self, track, result, model, wall):
+        if isinstance(result, Exception):
+            return failure(track.path, getattr(result, "stage", "separate"), result, output=track.out)
+        downmixed = any(note.startswith("downmixed") for note in result.notes)
+        record = {
+            "input": track.path, "input_checksum": None, "duration_seconds": result.duration, "stems": result.stems,
+            "fingerprint": self.fingerprint, "model": self.model, "model_digest": self.model_digest,
+            "parameters": self.settings.output_fields(), "code_version": code_version(), "notes": result.notes,
+            "sample_rate": int(model.sample_rate),
+            "separated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        try:
+            record["input_checksum"] = storage.checksum(track.path)
+            storage.write_bytes(storage.join(track.out, RECORD_NAME), json.dumps(record, indent=2).encode())
+        except (UMXError, OSError) as exc:
+            return failure(track.path, "write", exc, output=track.out)
+        count("separated")
+        count("downmixed", int(downmixed))
+        beam.metrics.Metrics.distribution(NAMESPACE, "audio_seconds").update(int(result.duration))
+        return {"path": track.path, "status": "separated", "seconds": result.duration, "downmixed": downmixed,
+                "batch_wall_seconds": wall}

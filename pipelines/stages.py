@@ -1,0 +1,238 @@
+"""The catalog job's stages before and after inference: plain DoFns and a CombineFn, each
+counting what it did under the `separate_catalog` namespace.
+
+Expand (patterns and lists -> tracks, on the workers) -> Claim (one input per output folder)
+-> Plan (skip what is complete, read each header) -> [inference] -> Summarize -> WriteSummary.
+Every failure becomes a status record with a stage ("match", "output", "decode", "separate",
+"write") that ends in `{output}/_failed/{run}.jsonl`; nothing here raises out of a bundle.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+
+import apache_beam as beam
+
+from umx_core import storage
+from umx_core.errors import UMXError
+from umx_core.outputs import claim, is_inside, output_name
+from umx_core.settings import RECORD_NAME
+from umx_core.version import code_version
+
+NAMESPACE = "separate_catalog"
+FAILED, RUNS = "_failed", "_runs"
+
+
+def count(name, value=1):
+    """Add to one of the job's counters."""
+    beam.metrics.Metrics.counter(NAMESPACE, name).inc(value)
+
+
+def failure(path, stage, error, **extra):
+    """A failed track's (or pattern's) status record."""
+    count("failed")
+    return {"path": path, "status": "failed", "stage": stage, "error": str(error), **extra}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackJob:
+    """One input track and the folder its stems go to."""
+
+    path: str
+    out: str
+    seconds: float = 0.0
+
+
+def fingerprint(settings_fields, model_digest):
+    """A short digest of the output settings and the model's weights: what a complete record must match."""
+    blob = json.dumps({**settings_fields, "model_digest": model_digest}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def relative_output(path, base):
+    """`path` relative to `base`, without its extension (a list entry without base: bucket/key)."""
+    if base:
+        rel = path[len(base):].lstrip("/")
+    else:
+        rel = path[len("gs://"):] if storage.is_gcs(path) else os.path.abspath(path).lstrip("/")
+    folder = rel.rsplit("/", 1)[0] + "/" if "/" in rel else ""
+    return folder + output_name(rel)
+
+
+class ExpandInputs(beam.DoFn):
+    """A pattern or a list file -> `(output folder, input path)`, listed on the worker.
+
+    Nothing inside the job's own output is an input. A pattern or list that names no file is a
+    failure (stage "match"), so a typo in a scheduled job is seen. A list may also be a failure
+    list (`{output}/_failed/{run}.jsonl`): each failed track goes back into the folder its first
+    run chose, and a pattern or list that failed to expand is expanded again."""
+
+    def __init__(self, output):
+        self.output = output
+
+    def process(self, source):
+        kind, value = source
+        try:
+            items = list(self._expand(kind, value))
+        except (UMXError, OSError) as exc:
+            yield beam.pvalue.TaggedOutput("failed", failure(value, "match", exc, kind=kind))
+            return
+        found = 0
+        for item in items:
+            if isinstance(item, beam.pvalue.TaggedOutput):
+                yield item
+            elif not is_inside(item[0], self.output):
+                found += 1
+                yield item[1], item[0]
+        if not found and not any(isinstance(item, beam.pvalue.TaggedOutput) for item in items):
+            count("unmatched")
+            what = "lists no file" if kind == "list" else "matches no file"
+            inside = " outside the output folder" if items else ""
+            yield beam.pvalue.TaggedOutput("failed", failure(value, "match", f"{value}: {what}{inside}", kind=kind))
+
+    def _expand(self, kind, value):
+        if kind == "list":
+            lines = storage.read_bytes(value).decode().splitlines()
+            listed = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+            if any(line.startswith("{") for line in listed):
+                yield from self._failure_records(value, listed)
+            else:
+                yield from ((line, storage.join(self.output, relative_output(line, ""))) for line in listed)
+        else:
+            base = storage.glob_base(value)
+            yield from ((path, storage.join(self.output, relative_output(path, base))) for path in storage.glob(value))
+
+    def _failure_records(self, listing, lines):
+        for number, line in enumerate(lines, 1):
+            try:
+                record = json.loads(line)
+                path = record["path"]
+            except (ValueError, KeyError, TypeError):
+                raise UMXError(f"{listing}: line {number} is neither a path nor a failure record") from None
+            if record.get("output"):
+                yield path, record["output"]
+                continue
+            kind = "list" if record.get("kind") == "list" else "glob"  # a failure to expand: expand it again
+            try:
+                items = list(self._expand(kind, path))
+            except (UMXError, OSError) as exc:
+                items = [beam.pvalue.TaggedOutput("failed", failure(path, "match", exc, kind=kind))]
+            yield from items or [beam.pvalue.TaggedOutput("failed", failure(path, "match", f"{path}: matches no file",
+                                                                            kind=kind))]
+
+
+class ClaimFolders(beam.DoFn):
+    """`(output folder, [input paths])` -> one `(path, folder)`: a path listed twice is separated
+    once, and of two inputs that map to one folder (`song.wav`, `song.flac`) the one its record
+    already names keeps it, else the one that sorts first; the others fail (stage "output")."""
+
+    def process(self, element):
+        folder, paths = element
+        paths = sorted(set(paths))
+        if len(paths) > 1:
+            count("collisions", len(paths) - 1)
+            holder = _record_input(folder)
+            kept, refused = claim(folder, [holder] + paths if holder in paths else paths)
+            for path, error in refused.items():
+                yield beam.pvalue.TaggedOutput("failed", failure(path, "output", error, output=folder))
+            paths = [kept]
+        yield paths[0], folder
+
+
+def _record(folder):
+    """The completeness record in `folder`, or None (missing or unreadable: not complete)."""
+    try:
+        return json.loads(storage.read_bytes(storage.join(folder, RECORD_NAME)))
+    except (UMXError, OSError, ValueError):
+        return None
+
+
+def _record_input(folder):
+    record = _record(folder)
+    return record.get("input") if isinstance(record, dict) else None
+
+
+class Plan(beam.DoFn):
+    """Skip what is complete; refuse a folder that holds another input's stems; read each header
+    (the duration for batching, and a first check)."""
+
+    def __init__(self, fingerprint, overwrite):
+        self.fingerprint, self.overwrite = fingerprint, overwrite
+
+    def process(self, item):
+        from umx_core import audio
+
+        path, out = item
+        count("found")
+        record = None if self.overwrite else _record(out)  # one read: a missing record is None
+        if isinstance(record, dict):
+            if record.get("input") not in (None, path):
+                yield beam.pvalue.TaggedOutput("failed", failure(
+                    path, "output", f"{path}: its stems would go to {out}, which holds the stems of "
+                                    f"{record['input']}; rename one, or pass --overwrite to replace them", output=out))
+                return
+            if record.get("fingerprint") == self.fingerprint:
+                count("skipped")
+                yield beam.pvalue.TaggedOutput("skipped", {"path": path, "status": "skipped"})
+                return
+        try:
+            seconds = audio.info(path).duration
+        except UMXError as exc:
+            yield beam.pvalue.TaggedOutput("failed", failure(path, "decode", exc, output=out))
+            return
+        yield TrackJob(path, out, seconds)
+
+
+class Summarize(beam.CombineFn):
+    """Counts and audio seconds over every status record."""
+
+    KEYS = ("found", "skipped", "separated", "failed", "downmixed", "unmatched", "audio_seconds")
+
+    def create_accumulator(self):
+        return {**{key: 0 for key in self.KEYS}, "audio_seconds": 0.0, "failed_records": []}
+
+    def add_input(self, acc, record):
+        status = record.get("status", "failed")
+        acc[status] += 1
+        if status != "failed" or record.get("stage") != "match":
+            acc["found"] += 1
+        if status == "separated":
+            acc["audio_seconds"] += record.get("seconds", 0.0)
+            acc["downmixed"] += bool(record.get("downmixed"))
+        if status == "failed":
+            acc["unmatched"] += record.get("stage") == "match"
+            acc["failed_records"].append({k: record[k] for k in ("path", "stage", "error", "output", "kind")
+                                          if record.get(k)})
+        return acc
+
+    def merge_accumulators(self, accs):
+        out = self.create_accumulator()
+        for acc in accs:
+            for key in self.KEYS:
+                out[key] += acc[key]
+            out["failed_records"].extend(acc["failed_records"])
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+class WriteSummary(beam.DoFn):
+    """The run summary `{output}/_runs/{run}.json` and the failure list `{output}/_failed/{run}.jsonl`."""
+
+    def __init__(self, output, run_id, started, params):
+        self.output, self.run_id, self.started, self.params = output, run_id, started, params
+
+    def process(self, summary):
+        failed = sorted(summary.pop("failed_records"), key=lambda r: r["path"] or "")
+        if failed:
+            lines = "".join(json.dumps(r) + "\n" for r in failed)
+            storage.write_bytes(storage.join(self.output, FAILED, f"{self.run_id}.jsonl"), lines.encode())
+        summary.update(run=self.run_id, audio_hours=summary.pop("audio_seconds") / 3600.0,
+                       wall_seconds=time.time() - self.started, parameters=self.params, code_version=code_version(),
+                       unmatched_inputs=[r["path"] for r in failed if r["stage"] == "match"])
+        storage.write_bytes(storage.join(self.output, RUNS, f"{self.run_id}.json"),
+                            json.dumps(summary, indent=2).encode())
+        yield summary

@@ -1,0 +1,41 @@
+"""Chunk planning (umx_core/chunking.py): coverage, context and the window envelope."""
+
+import numpy as np
+import pytest
+import torch
+
+from umx_core import chunking
+
+
+@pytest.mark.parametrize("nb_frames,segment,context", [(862, 300, 64), (300, 300, 64), (301, 300, 64),
+                                                       (1000, 600, 10), (57, None, 64), (5, 300, 0)])
+def test_centres_cover_every_frame_once_with_context_inside_the_track(nb_frames, segment, context):
+    chunks = chunking.plan(nb_frames, segment, context)
+    covered = np.zeros(nb_frames, int)
+    for c in chunks:
+        covered[c.start : c.start + c.centre] += 1
+        assert 0 <= c.first <= c.start and c.start + c.centre <= c.first + c.count <= nb_frames
+        if len(chunks) > 1:  # context on each side, as far as the track allows
+            assert c.start - c.first == min(context, c.start)
+            assert c.first + c.count - (c.start + c.centre) == min(context, nb_frames - c.start - c.centre)
+        assert c.count <= chunking.width(nb_frames, segment, context)
+    assert (covered == 1).all()
+
+
+def test_reflect_index_is_torch_reflect_padding():
+    signal = torch.arange(20, dtype=torch.float32)[None, None]
+    padded = torch.nn.functional.pad(signal, (6, 6), mode="reflect")[0, 0].numpy()
+    index = chunking.reflect_index(3, 29, 6, 20)
+    assert np.array_equal(np.arange(20, dtype=np.float32)[index], padded[3:29])
+
+
+def test_normalise_divides_by_the_squared_window_sum():
+    n_fft, hop, nb_frames = 16, 4, 9
+    window = torch.hann_window(n_fft) ** 2
+    envelope = torch.zeros(n_fft + hop * (nb_frames - 1))
+    for f in range(nb_frames):
+        envelope[f * hop : f * hop + n_fft] += window
+    start = n_fft // 2
+    out = np.ones((2, envelope.numel() - 2 * start), np.float32)
+    chunking.normalise(out, nb_frames, n_fft, hop, start=start, block=7)  # blocks must not matter
+    assert np.allclose(out, 1 / envelope[start:-start].numpy(), rtol=1e-6)
