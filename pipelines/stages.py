@@ -134,7 +134,7 @@ class ClaimFolders(beam.DoFn):
         if len(paths) > 1:
             count("collisions", len(paths) - 1)
             holder = _record_input(folder)
-            kept, refused = claim(folder, [holder] + paths if holder in paths else paths)
+            kept, refused = claim(folder, paths, holder)
             for path, error in refused.items():
                 yield beam.pvalue.TaggedOutput("failed", failure(path, "output", error, output=folder))
             paths = [kept]

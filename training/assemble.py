@@ -15,13 +15,14 @@ import sys
 
 from umx_core import storage
 from umx_core.errors import UMXError
+from umx_core.settings import CONFIG_NAME
 
 _MUST_AGREE = ("sample_rate", "n_fft", "n_hop", "nb_channels")
 
 
 def _separator_dir(path):
     candidate = storage.join(path, "separator")
-    return candidate if storage.exists(storage.join(candidate, "separator.json")) else path
+    return candidate if storage.exists(storage.join(candidate, CONFIG_NAME)) else path
 
 
 def assemble(inputs, out, niter=None, residual=False):
@@ -52,7 +53,7 @@ def assemble(inputs, out, niter=None, residual=False):
 
 
 def _read_config(folder):
-    return json.loads(storage.read_bytes(storage.join(folder, "separator.json")))
+    return json.loads(storage.read_bytes(storage.join(folder, CONFIG_NAME)))
 
 
 def main(argv=None):

@@ -22,18 +22,20 @@ def output_name(path):
     return os.path.splitext(name)[0]
 
 
-def claim(folder, paths):
+def claim(folder, paths, holder=None):
     """Settle which of the inputs `paths` that map to one output `folder` keeps it.
 
+    Args:
+        holder: the input whose stems the folder already holds (its record names it), if any.
     Returns:
-        `(kept path, {refused path: UMXError naming both})`: the path that sorts first keeps the
-        folder, whatever order the inputs came in (deterministic across runs and workers).
+        `(kept path, {refused path: UMXError naming both})`: the holder keeps the folder, else the
+        path that sorts first, whatever order the inputs came in (deterministic across runs and workers).
     """
     ordered = sorted(set(paths))
-    kept = ordered[0]
-    refused = {other: UMXError(f"{other}: its stems would go to {folder}, which holds the stems of {kept}; "
+    kept = holder if holder in ordered else ordered[0]
+    refused = {other: UMXError(f"{other}: its stems would go to {folder}, the output folder of {kept}; "
                                f"rename one of them or separate it into another output folder")
-               for other in ordered[1:]}
+               for other in ordered if other != kept}
     for error in refused.values():
         error.stage = "output"
     return kept, refused

@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 
 from umx_core.errors import UMXError
+from umx_core.settings import CONFIG_NAME
 
 ZENODO = "https://zenodo.org/"
 MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
@@ -81,7 +82,7 @@ def shipped():
     if not os.path.isdir(MODELS_DIR):
         return {}
     return {name: os.path.join(MODELS_DIR, name) for name in sorted(os.listdir(MODELS_DIR))
-            if os.path.exists(os.path.join(MODELS_DIR, name, "separator.json"))}
+            if os.path.exists(os.path.join(MODELS_DIR, name, CONFIG_NAME))}
 
 
 def cache_dir():
@@ -101,7 +102,7 @@ def describe():
     """Rows for `umx --list-models`: name, targets, sample rate, licence, description."""
     rows = []
     for name, folder in shipped().items():
-        with open(os.path.join(folder, "separator.json")) as f:
+        with open(os.path.join(folder, CONFIG_NAME)) as f:
             config = json.load(f)
         scores = ""
         if os.path.exists(os.path.join(folder, "evaluation.json")):
@@ -167,7 +168,7 @@ def resolve(name):
     model = PUBLISHED[name]
     key = hashlib.sha256(json.dumps(sorted((t, d) for t, (_, d) in model.files.items())).encode()).hexdigest()[:8]
     converted = os.path.join(cache_dir(), "models", f"{name}-{key}")
-    if os.path.exists(os.path.join(converted, "separator.json")):
+    if os.path.exists(os.path.join(converted, CONFIG_NAME)):
         return converted
     downloads = os.path.join(cache_dir(), "downloads", name)
     paths = {t: download(url, digest, downloads, f"{name}/{t}") for t, (url, digest) in model.files.items()}

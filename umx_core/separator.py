@@ -130,23 +130,10 @@ class Separator:
     def config(self):
         """Every setting needed to rebuild this separator (JSON-serialisable); run knobs
         (`batch_frames`, `jit_compile`) are not part of it."""
-        return {
-            "format": "umx_core.separator/1",
-            "code_version": code_version(),
-            "targets": self.targets,
-            "niter": self.niter,
-            "softmask": self.softmask,
-            "residual": self.residual,
-            "sample_rate": self.sample_rate,
-            "n_fft": self.n_fft,
-            "n_hop": self.n_hop,
-            "nb_channels": self.nb_channels,
-            "wiener_win_len": self.wiener_win_len,
-            "filterbank": self.filterbank,
-            "segment": self.segment,
-            "context": self.context,
-            "eps": self.model.em.eps,
-        }
+        keys = ("targets", "niter", "softmask", "residual", "sample_rate", "n_fft", "n_hop", "nb_channels",
+                "wiener_win_len", "filterbank", "segment", "context")
+        return {"format": "umx_core.separator/1", "code_version": code_version(),
+                **{key: getattr(self, key) for key in keys}, "eps": self.model.em.eps}
 
     # --- separation -----------------------------------------------------------
     def _stft_magnitude(self, audio):

@@ -156,3 +156,39 @@ def test_em_and_device_options_reach_the_separator(model, songs, tmp_path, capsy
     np.testing.assert_allclose(stem(out / "song1" / "bass.wav"), expected[2], atol=1e-6)
     hard = load_separator(model, niter=2, wiener_win_len=50)(stem(songs[1])[None])[0]
     assert np.abs(hard[2] - expected[2]).max() > 1e-4  # --softmask changed the result
+
+
+def test_two_inputs_for_one_folder_never_overwrite_each_other(model, songs, tmp_path, capsys):
+    """`umx a/mix.wav b/mix.wav --outdir o`: a/mix.wav keeps o/mix, b/mix.wav is refused naming both."""
+    first, second = tmp_path / "a" / "mix.wav", tmp_path / "b" / "mix.wav"
+    for src, dst in zip(songs, (first, second)):
+        dst.parent.mkdir()
+        shutil.copy(src, dst)
+    out = tmp_path / "o"
+    assert main([str(second), str(first), "--model", model, "--outdir", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(second) in err[0] and str(first) in err[0], err
+    expected = load_separator(model, niter=1, wiener_win_len=300)(stem(songs[0])[None])[0]  # a/mix.wav's stems, not b's
+    np.testing.assert_allclose(stem(out / "mix" / "vocals.wav"), expected[0], atol=1e-5)
+
+
+def test_rerun_into_a_folder_inside_the_input_takes_no_stems_as_input(model, songs, tmp_path, capsys):
+    out = tmp_path / "stems"
+    assert main([str(tmp_path), "--model", model, "--outdir", str(out)]) == 0
+    assert main([str(tmp_path), "--model", model, "--outdir", str(out)]) == 0
+    assert sorted(os.listdir(out)) == ["song0", "song1"]
+
+
+def test_stderr_has_our_words_not_tensorflows(model, songs, tmp_path):
+    """A fresh process as a user starts it: TensorFlow's native start-up lines stay off stderr,
+    and --verbose lets them through."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = REPO
+    native = __import__("re").compile(r"^[IWEF]\d{4} |absl::InitializeLog|oneDNN|cuInit", __import__("re").M)
+    missing = str(tmp_path / "missing.wav")
+    args = [sys.executable, "-m", "umx_core", songs[0], missing, "--model", model, "--outdir", str(tmp_path / "o")]
+    quiet = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert quiet.returncode == 2
+    assert quiet.stderr.strip().splitlines() == [f"umx: error: {missing}: no such file"], quiet.stderr
+    verbose = subprocess.run(args + ["--verbose"], capture_output=True, text=True, env=env, timeout=300)
+    assert native.search(verbose.stderr), verbose.stderr  # the lines exist and are ours to hide

@@ -1,0 +1,87 @@
+"""The catalog job's stages in-process with Beam's TestPipeline (pipelines/stages.py)."""
+
+import json
+import os
+import pickle
+import tempfile
+import uuid
+
+import apache_beam as beam
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+
+from pipelines.stages import ClaimFolders, ExpandInputs, Plan, TrackJob, fingerprint
+from tests.pipelines.conftest import write_audio
+
+
+def _keep(element, folder):
+    with open(os.path.join(folder, uuid.uuid4().hex), "wb") as f:
+        pickle.dump(element, f)
+
+
+def run_dofn(dofn, elements, tags):
+    """`{tag: [outputs]}` of one DoFn over `elements` in a TestPipeline (outputs kept on disk: the
+    runner pickles every function, so nothing in this process's memory can collect them)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with BeamTestPipeline() as p:
+            outputs = p | beam.Create(elements) | beam.ParDo(dofn).with_outputs(*tags, main="main")
+            for tag in ("main", *tags):
+                os.makedirs(os.path.join(tmp, tag))
+                outputs[tag] | f"Keep {tag}" >> beam.Map(_keep, os.path.join(tmp, tag))
+        return {tag: [pickle.load(open(os.path.join(tmp, tag, f), "rb")) for f in os.listdir(os.path.join(tmp, tag))]
+                for tag in ("main", *tags)}
+
+
+def test_expand_never_takes_the_output_as_input_and_reports_what_matches_nothing(tmp_path):
+    root = str(tmp_path / "catalog")
+    song = write_audio(os.path.join(root, "a", "song.wav"))
+    output = os.path.join(root, "stems")
+    write_audio(os.path.join(output, "a", "song", "vocals.wav"))  # a previous run's stems, inside the input tree
+    sources = [("glob", os.path.join(root, "**")), ("glob", os.path.join(root, "typo*.wav")),
+               ("glob", os.path.join(output, "**")), ("list", str(tmp_path / "missing.txt"))]
+    out = run_dofn(ExpandInputs(output), sources, ["failed"])
+    assert out["main"] == [(os.path.join(output, "a", "song"), song)]
+    failed = {r["path"]: r for r in out["failed"]}
+    assert set(failed) == {os.path.join(root, "typo*.wav"), os.path.join(output, "**"), str(tmp_path / "missing.txt")}
+    assert all(r["stage"] == "match" and r["status"] == "failed" for r in failed.values())
+    assert "matches no file" in failed[os.path.join(root, "typo*.wav")]["error"]
+    assert "outside the output folder" in failed[os.path.join(output, "**")]["error"]
+
+
+def test_two_inputs_for_one_folder_one_keeps_it_the_other_fails_naming_both(tmp_path):
+    folder = str(tmp_path / "stems" / "song")
+    out = run_dofn(ClaimFolders(), [(folder, ["x/song.wav", "x/song.flac", "x/song.wav"]), ("o/b", ["x/b.wav"])],
+                   ["failed"])
+    assert sorted(out["main"]) == [("x/b.wav", "o/b"), ("x/song.flac", folder)]  # sorts first
+    (refused,) = out["failed"]
+    assert refused["path"] == "x/song.wav" and refused["stage"] == "output"
+    assert "x/song.flac" in refused["error"] and folder in refused["error"]
+
+
+def test_the_input_a_folder_already_holds_keeps_it(tmp_path):
+    folder = str(tmp_path / "song")
+    os.makedirs(folder)
+    with open(os.path.join(folder, "separation.json"), "w") as f:
+        json.dump({"input": "x/song.wav"}, f)
+    out = run_dofn(ClaimFolders(), [(folder, ["x/song.flac", "x/song.wav"])], ["failed"])
+    assert out["main"] == [("x/song.wav", folder)]
+    assert [r["path"] for r in out["failed"]] == ["x/song.flac"]
+
+
+def test_plan_skips_complete_refuses_another_inputs_folder_and_probes_the_rest(tmp_path):
+    fp = fingerprint({"niter": 1}, "digest")
+    tracks = {}
+    for name, record in [("done", {"fingerprint": fp}), ("stale", {"fingerprint": "other"}),
+                         ("taken", {"fingerprint": fp, "input": "elsewhere.wav"}), ("new", None)]:
+        path = write_audio(str(tmp_path / "in" / f"{name}.wav"), seconds=0.5)
+        out = str(tmp_path / "out" / name)
+        if record is not None:
+            os.makedirs(out)
+            with open(os.path.join(out, "separation.json"), "w") as f:
+                json.dump({"input": path, **record}, f)
+        tracks[name] = (path, out)
+    result = run_dofn(Plan(fp, overwrite=False), list(tracks.values()), ["skipped", "failed"])
+    assert sorted(result["main"], key=str) == sorted((TrackJob(*tracks[n], 0.5) for n in ("stale", "new")), key=str)
+    assert [r["path"] for r in result["skipped"]] == [tracks["done"][0]]
+    (taken,) = result["failed"]
+    assert taken["stage"] == "output" and "elsewhere.wav" in taken["error"] and "--overwrite" in taken["error"]
+    assert fingerprint({"niter": 1}, "digest") != fingerprint({"niter": 1}, "other weights")
