@@ -79,7 +79,8 @@ def main():
         if rss is None:
             print(f"openunmix (in memory), {args.openunmix_minutes:.0f} min: failed ({rtf})")
         else:
-            print(f"openunmix (in memory), {args.openunmix_minutes:.0f} min: peak RSS {rss:.2f} GB, {rtf:.1f}x real time")
+            print(f"openunmix (in memory), {args.openunmix_minutes:.0f} min: peak RSS {rss:.2f} GB, "
+                  f"{rtf:.1f}x real time")
 
 
 if __name__ == "__main__":

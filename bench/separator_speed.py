@@ -30,10 +30,12 @@ def main():
     models = umxhq_size_models()
     audio = (np.random.default_rng(0).standard_normal((1, 2, int(args.seconds * RATE))) * 0.1).astype(np.float32)
     torch_audio = torch.from_numpy(audio)
-    print(f"{args.seconds:.0f} s stereo, 4 targets, umxhq size, {THREADS} threads each; real-time factor (higher is faster)")
+    print(f"{args.seconds:.0f} s stereo, 4 targets, umxhq size, {THREADS} threads each; "
+          "real-time factor (higher is faster)")
     for niter in args.niter:
         reference = TorchSeparator(models, niter=niter).eval()
-        ours = separator_from_openunmix({k: m.state_dict() for k, m in models.items()}, niter=niter, segment=args.segment, context=args.context)
+        ours = separator_from_openunmix({k: m.state_dict() for k, m in models.items()}, niter=niter,
+                                        segment=args.segment, context=args.context)
 
         def run_reference():
             with torch.no_grad():

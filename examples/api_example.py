@@ -27,7 +27,8 @@ def main(outdir="example_output/api"):
     os.makedirs(outdir, exist_ok=True)
     for name, audio in stems.items():
         sf.write(os.path.join(outdir, f"{name}.wav"), audio[0].T, rate)
-    print(f"umx_core {umx_core.__version__}: song1.flac ({mixture.shape[0] / rate:.0f} s) in {time.time() - start:.1f} s "
+    print(f"umx_core {umx_core.__version__}: song1.flac ({mixture.shape[0] / rate:.0f} s) "
+          f"in {time.time() - start:.1f} s "
           f"-> {outdir}/{{{','.join(stems)}}}.wav")
     # the same, streamed file to file (any length in bounded memory), every source its own stem
     result = separate_file(os.path.join(HERE, "audio", "song2.mp3"), os.path.join(outdir, "song2"), separator)

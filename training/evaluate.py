@@ -75,8 +75,9 @@ def bss_eval(mixture, stems, estimates, rate):
     """`{metric: (targets,) array}`: medians over one-second windows (museval v4).
 
     What the mixture holds beyond the targets is scored as one more source (estimated as
-    the mixture minus the target estimates, or the mixture for the mixture baseline), so interference from it counts in SIR, as when
-    SiSEC scores a vocals model against all four MUSDB stems.
+    the mixture minus the target estimates, or the mixture for the mixture baseline), so
+    interference from it counts in SIR, as when SiSEC scores a vocals model against all four
+    MUSDB stems.
     """
     import museval
 

@@ -51,7 +51,8 @@ class LSTMStack(keras.layers.Layer):
                     name=f"recurrent_kernel_{layer}", shape=(self.directions, self.units, gates), initializer=init
                 )
             )
-            self.biases.append(self.add_weight(name=f"bias_{layer}", shape=(self.directions * gates,), initializer=init))
+            self.biases.append(self.add_weight(name=f"bias_{layer}", shape=(self.directions * gates,),
+                                               initializer=init))
 
     def _layer(self, x, lengths, layer):
         """One layer over `x` `(batch, frames, features)` -> `(batch, frames, directions*units)`."""

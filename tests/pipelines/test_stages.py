@@ -85,3 +85,28 @@ def test_plan_skips_complete_refuses_another_inputs_folder_and_probes_the_rest(t
     (taken,) = result["failed"]
     assert taken["stage"] == "output" and "elsewhere.wav" in taken["error"] and "--overwrite" in taken["error"]
     assert fingerprint({"niter": 1}, "digest") != fingerprint({"niter": 1}, "other weights")
+
+
+def test_the_whole_graph_in_process(tmp_path, tiny_model):
+    """`build` into a TestPipeline with assert_that on the summary, and `run(test_pipeline=...)`."""
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipelines import options as job_options
+    from pipelines.catalog import build, run
+
+    root = str(tmp_path / "in")
+    for k in range(2):
+        write_audio(os.path.join(root, f"t{k}.wav"), seconds=0.6, seed=k)
+    with open(os.path.join(root, "broken.wav"), "w") as f:
+        f.write("not audio")
+    argv = ["--input", os.path.join(root, "*.wav"), "--output", str(tmp_path / "out"), "--model", tiny_model,
+            "--codec", "wav"]
+    options, _ = job_options.parse_known_args(argv)
+    with BeamTestPipeline() as p:
+        summary = build(p, options, "graph")
+        counts = summary | beam.Map(lambda s: (s["found"], s["separated"], s["skipped"], s["failed"]))
+        assert_that(counts, equal_to([(3, 2, 0, 1)]))
+    assert sorted(os.listdir(tmp_path / "out" / "t0")) == ["drums.wav", "separation.json", "vocals.wav"]
+    _, again = run(argv + ["--run_id", "again"], test_pipeline=BeamTestPipeline())
+    summary = json.load(open(tmp_path / "out" / "_runs" / "again.json"))
+    assert again.run_id == "again" and (summary["skipped"], summary["separated"], summary["failed"]) == (2, 0, 1)

@@ -47,7 +47,8 @@ def test_overrides_apply(separator, tmp_path):
 
 
 def test_missing_and_corrupt_models_name_the_path(tmp_path, separator):
-    with pytest.raises(UMXError, match="nowhere.: not a shipped model.*not a published model.*no such file or directory"):
+    message = "nowhere.: not a shipped model.*not a published model.*no such file or directory"
+    with pytest.raises(UMXError, match=message):
         umx_core.load_separator(str(tmp_path / "nowhere"))
     separator.save(str(tmp_path / "sep"))
     (tmp_path / "sep" / "model.keras").write_bytes(b"garbage")

@@ -38,7 +38,8 @@ def test_istft_inverts_stft_for_any_length(rng, length):
 
 @pytest.mark.parametrize("length", [30000, 30001])
 def test_istft_equals_torch_istft(rng, length):
-    spec = rng.standard_normal((1, 2, 513, 1 + length // 256)) + 1j * rng.standard_normal((1, 2, 513, 1 + length // 256))
+    shape = (1, 2, 513, 1 + length // 256)
+    spec = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
     spec = spec.astype(np.complex64)
     ref = torch.istft(torch.from_numpy(spec[0]), 1024, 256, window=torch.hann_window(1024), center=True,
                       length=length).numpy()[None]
