@@ -23,7 +23,9 @@ def parse_args(argv=None):
     parser.add_argument("--output", required=True, help="run folder, local or gs://")
     parser.add_argument("--workdir", help="local folder for checkpoints and logs when --output is gs://, and for "
                                           "the checkpoints of workers other than the chief (default: temporary)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoints/latest")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in OUTPUT from its checkpoints/latest, with its saved configuration; "
+                             "flags given change only " + ", ".join(map(configuration.flag, configuration.RESUMABLE)))
     parser.add_argument("--auto-resume", action="store_true",
                         help="continue from OUTPUT/checkpoints/latest if it exists, else start afresh (for jobs "
                              "a scheduler restarts, such as Vertex AI custom jobs)")
@@ -38,11 +40,13 @@ def main(argv=None):
     """Command line of `python -m training.train`; returns the exit code."""
     args = parse_args(argv)
     try:
-        config = configuration.from_args(args)
-        strategy = make_strategy(args.cpu_replicas)
         from training import checkpoint
 
-        resume = args.resume or (args.auto_resume and checkpoint.exists(storage.join(args.output, "checkpoints", LATEST)))
+        latest = storage.join(args.output, "checkpoints", LATEST)
+        resume = args.resume or (args.auto_resume and checkpoint.exists(latest))
+        # a resumed run is the saved one: only what the user gave may change it, not the defaults
+        config = configuration.given(args) if resume else configuration.from_args(args)
+        strategy = make_strategy(args.cpu_replicas)
         trainer = Trainer(config, args.output, args.workdir, resume, strategy, args.max_steps)
         trainer.run()
     except UMXError as exc:

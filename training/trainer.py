@@ -13,6 +13,7 @@ import os
 import tempfile
 import time
 
+from training import config as configuration
 from training.distribute import is_chief, make_strategy
 from umx_core import storage
 from umx_core.errors import UMXError
@@ -32,7 +33,8 @@ class Trainer:
         config: a resolved configuration (`training.config.resolve`).
         output: run folder, local or gs://.
         workdir: local folder for the run when `output` is gs:// (default: a temporary one).
-        resume: continue from `output/checkpoints/latest`.
+        resume: continue from `output/checkpoints/latest`; `config` then holds only what to change
+            (`training.config.resume`: the saved configuration is the run's).
         strategy: a `tf.distribute` strategy (default: `make_strategy()`).
         max_steps: stop (with a checkpoint) after this many optimizer steps in total.
     """
@@ -51,7 +53,7 @@ class Trainer:
             latest = storage.join(output, "checkpoints", LATEST)
             saved, arrays = checkpoint.read(latest)
             restored = (arrays, latest)
-            config = {**saved["config"], **{k: v for k, v in config.items() if k in _RESUME_OVERRIDES}}
+            config = configuration.resume(saved["config"], config, latest)
             self.state = {k: saved[k] for k in self.state}
             self._saved_state = saved
         self.config = config
@@ -116,9 +118,8 @@ class Trainer:
         saved = self._saved_state
         self.plateau = schedule.ReduceLROnPlateau(c["lr_decay_gamma"], c["lr_decay_patience"], c["lr_decay_cooldown"])
         self.early = schedule.EarlyStopping(c["patience"])
-        for obj, key in ((self.plateau, "plateau"), (self.early, "early_stopping")):
-            for name, value in saved.get(key, {}).items():
-                setattr(obj, name, value)
+        self.plateau.restore(saved.get("plateau", {}))
+        self.early.restore(saved.get("early_stopping", {}))
         # the end-to-end model over the same filter layers, for audio examples
         self.umx = UMX(c["targets"], filters=self.model.filters, n_fft=c["n_fft"], n_hop=c["n_hop"],
                        nb_channels=c["nb_channels"], sample_rate=self.train_set.sample_rate)
@@ -315,6 +316,3 @@ class Trainer:
             checkpoint.restore(checkpoint.read(best)[1], self.model, self.optimizer, best)
         export_filters(self.model.filters, self.config, self.train_set.sample_rate, self.local)
         log(f"exported {os.path.join(self.output, 'separator')} and {os.path.join(self.output, 'saved_model')}")
-
-
-_RESUME_OVERRIDES = ("epochs", "patience", "checkpoint_steps", "sync_seconds", "root")

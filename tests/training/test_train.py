@@ -21,6 +21,7 @@ from training import checkpoint
 from training import config as configuration
 from training.synthesize import synthesize
 from training.train import Trainer
+from training.train import main as train_main
 from umx_core import storage
 from umx_core.errors import UMXError
 from umx_core.pretrained import load_separator
@@ -158,6 +159,33 @@ def test_kill_and_resume_continues_with_the_same_state(data, tmp_path):
     b = json.loads((reference / "checkpoints" / "latest" / "state.json").read_text())
     for key in ("epoch", "step_in_epoch", "global_step", "plateau", "early_stopping", "lr"):
         assert a[key] == pytest.approx(b[key], rel=1e-5), key
+
+
+def test_a_bare_resume_continues_the_saved_run_and_given_flags_override_it(data, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    latest = os.path.join(out, "checkpoints", "latest")
+    first = ["--root", data, *flags(epochs=3, steps_per_epoch=2, audio_examples=0, patience=7)]
+    assert train_main(["--output", out, *first, "--max-steps", "1"]) == 0
+    saved = checkpoint.read(latest)[0]["config"]
+    assert train_main(["--output", out, "--resume", "--max-steps", "2"]) == 0
+    state = checkpoint.read(latest)[0]
+    assert state["global_step"] == 2 and state["config"] == saved  # not the defaults laid over it
+    # a flag the user gives overrides the saved run, and the loop uses it
+    assert train_main(["--output", out, "--resume", "--epochs", "5", "--patience", "2", "--max-steps", "3"]) == 0
+    state = checkpoint.read(latest)[0]
+    assert state["config"] == {**saved, "epochs": 5, "patience": 2}
+    assert state["early_stopping"]["patience"] == 2
+    # a flag that would change the weights or the data stream is refused, named
+    for wrong in (["--hidden-size", "32"], ["--targets", "vocals"], ["--batch-size", "8"]):
+        assert train_main(["--output", out, "--resume", *wrong]) == 2
+        error = capsys.readouterr().err
+        assert f"error: {wrong[0]} " in error and "--epochs" in error, error
+    # a restarted job repeats its whole command: equal values pass, --auto-resume behaves the same
+    assert train_main(["--output", out, "--auto-resume", *first, "--max-steps", "4"]) == 0
+    state = checkpoint.read(latest)[0]
+    assert state["global_step"] == 4 and state["config"] == saved
+    assert train_main(["--output", out, "--auto-resume", "--n-fft", "512"]) == 2
+    assert "error: --n-fft 512" in capsys.readouterr().err
 
 
 def test_loss_falls_on_a_learnable_task(data, tmp_path):
