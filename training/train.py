@@ -19,7 +19,8 @@ __all__ = ["Trainer", "main", "parse_args"]
 def parse_args(argv=None):
     """The command line of `python -m training.train` (run options and every configuration key)."""
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", help="shipped profile name (5stems, 2stems, demo-5stems, demo-2stems) or a JSON path")
+    parser.add_argument("--profile",
+                        help="shipped profile name (5stems, 2stems, demo-5stems, demo-2stems) or a JSON path")
     parser.add_argument("--output", required=True, help="run folder, local or gs://")
     parser.add_argument("--workdir", help="local folder for checkpoints and logs when --output is gs://, and for "
                                           "the checkpoints of workers other than the chief (default: temporary)")

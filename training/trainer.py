@@ -14,7 +14,9 @@ import tempfile
 import time
 
 from training import config as configuration
+from training import summaries
 from training.distribute import is_chief, make_strategy
+from training.export import SAVED_MODEL
 from umx_core import storage
 from umx_core.errors import UMXError
 
@@ -74,7 +76,7 @@ class Trainer:
 
         from training import checkpoint, schedule
         from training.data import FixedSourcesTrackFolderDataset, input_statistics
-        from umx_core.model import JointSpectralFilter, bandwidth_to_max_bin
+        from training.export import joint_filter
         from umx_core.umx import UMX
 
         c = self.config
@@ -96,17 +98,13 @@ class Trainer:
         if self.steps_per_epoch < 1:
             raise UMXError(f"{len(self.train_set)} training excerpts per epoch are fewer than "
                                          f"one batch of {c['batch_size']}")
-        nb_bins = c["n_fft"] // 2 + 1
-        filter_kwargs = dict(nb_bins=nb_bins, nb_channels=c["nb_channels"], hidden_size=c["hidden_size"],
-                             nb_layers=c["nb_layers"], unidirectional=c["unidirectional"],
-                             max_bin=bandwidth_to_max_bin(self.train_set.sample_rate, c["n_fft"], c["bandwidth"]))
+        statistics = {}
         if restored is None:
             mean, scale = input_statistics(self.train_set, c["n_fft"], c["n_hop"])
-            filter_kwargs.update(input_mean=mean, input_scale=scale)
+            statistics = dict(input_mean=mean, input_scale=scale)
         with self.strategy.scope():
             keras.utils.set_random_seed(c["seed"])
-            self.model = JointSpectralFilter(c["targets"], filter_kwargs=filter_kwargs)
-            self.model.build((None, None, nb_bins, c["nb_channels"]))
+            self.model = joint_filter(c, self.train_set.sample_rate, **statistics)
             # torch Adam's epsilon; weight decay is added to the gradient (L2), as torch Adam does
             self.optimizer = keras.optimizers.Adam(learning_rate=c["lr"], epsilon=1e-8)
             self.optimizer.build(self.model.trainable_variables)
@@ -209,31 +207,6 @@ class Trainer:
                  "early_stopping": self.early.state(), "lr": float(self.optimizer.learning_rate.numpy())}
         checkpoint.save(os.path.join(self.local, "checkpoints", name), self.model, self.optimizer, state)
 
-    def _summaries(self, epoch, record):
-        import tensorflow as tf
-
-        if not self.chief:
-            return
-        with self.writer.as_default(step=epoch):
-            for split in ("train", "valid"):
-                tf.summary.scalar(f"{split}/loss", record[f"{split}_loss"])
-                for target, value in record[f"{split}_targets"].items():
-                    tf.summary.scalar(f"{split}/{target}", value)
-            tf.summary.scalar("learning_rate", record["lr"])
-            tf.summary.scalar("excerpts_per_second", record["excerpts_per_second"])
-            rate = self.train_set.sample_rate
-            frames = int(self.config["audio_seconds"] * rate)
-            for k in range(min(self.config["audio_examples"], len(self.valid_set))):
-                mixture, _ = self.valid_set.load(0, k)
-                mixture = mixture[:, :frames]
-                if mixture.shape[-1] <= self.config["n_fft"]:
-                    continue
-                stems = self.umx(mixture[None]).numpy()[0]  # (targets, channels, samples)
-                tf.summary.audio(f"example{k}/mixture", mixture.T[None], rate)
-                for target, stem in zip(self.config["targets"], stems):
-                    tf.summary.audio(f"example{k}/{target}", stem.T[None], rate)
-        self.writer.flush()
-
     def _write_config(self):
         if self.chief:
             with open(os.path.join(self.local, "config.json"), "w") as f:
@@ -246,8 +219,8 @@ class Trainer:
         targets = c["targets"]
         self._write_config()
         mixed = f" (mixed with {', '.join(self.train_set.interferers)})" if self.train_set.interferers else ""
-        log(f"training {targets}{mixed} on {len(self.train_set.tracks)} tracks ({len(self.valid_set)} validation items), "
-            f"{self.replicas} replica(s), {self.steps_per_epoch} steps of {c['batch_size']} per epoch")
+        log(f"training {targets}{mixed} on {len(self.train_set.tracks)} tracks ({len(self.valid_set)} validation "
+            f"items), {self.replicas} replica(s), {self.steps_per_epoch} steps of {c['batch_size']} per epoch")
         last_sync = time.monotonic()
         while self.state["epoch"] < c["epochs"]:
             epoch, start = self.state["epoch"], self.state["step_in_epoch"]
@@ -288,8 +261,10 @@ class Trainer:
             if improved:
                 self.state["best_valid"] = record["valid_loss"]
                 self._checkpoint(BEST)
+                self._export(saved_model=False)  # OUTPUT/separator: the best model so far, during training too
             self._checkpoint(LATEST)
-            self._summaries(epoch + 1, record)
+            if self.chief:
+                summaries.write_epoch(self.writer, epoch + 1, record, self.umx, self.valid_set, c)
             per_target = " ".join(f"{t} {v:.4g}" for t, v in record["valid_targets"].items())
             log(f"epoch {epoch + 1}: train {record['train_loss']:.4g} valid {record['valid_loss']:.4g} ({per_target}) "
                 f"lr {lr:.3g}{' -> %.3g' % new_lr if new_lr != lr else ''} "
@@ -307,12 +282,20 @@ class Trainer:
     def export(self):
         """Best weights (else the latest) as `separator/` (.keras) and `saved_model/` under the run folder."""
         from training import checkpoint
-        from training.export import export_filters
+        from umx_core.pretrained import RUN_SEPARATOR
 
         if not self.chief:
             return
         best = os.path.join(self.local, "checkpoints", BEST)
         if os.path.exists(best):
             checkpoint.restore(checkpoint.read(best)[1], self.model, self.optimizer, best)
-        export_filters(self.model.filters, self.config, self.train_set.sample_rate, self.local)
-        log(f"exported {os.path.join(self.output, 'separator')} and {os.path.join(self.output, 'saved_model')}")
+        self._export(saved_model=True)
+        log(f"exported {storage.join(self.output, RUN_SEPARATOR)} and {storage.join(self.output, SAVED_MODEL)}")
+
+    def _export(self, saved_model):
+        """The model as it is now as the run's `separator/` (and `saved_model/`), on the chief."""
+        from training.export import export_filters
+
+        if self.chief:
+            export_filters(self.model.filters, self.config, self.train_set.sample_rate, self.local,
+                           saved_model=saved_model)

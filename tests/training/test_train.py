@@ -19,6 +19,7 @@ from openunmix.utils import EarlyStopping as ReferenceEarlyStopping
 
 from training import checkpoint
 from training import config as configuration
+from training import export
 from training.synthesize import synthesize
 from training.train import Trainer
 from training.train import main as train_main
@@ -152,7 +153,8 @@ def test_kill_and_resume_continues_with_the_same_state(data, tmp_path):
     resumed = run_cli(["--output", str(killed), "--auto-resume", *args])
     assert f"resumed from {killed / 'checkpoints' / 'latest'}: epoch" in resumed.stdout
     assert f"step {saved}" in resumed.stdout
-    final, expected = weights(str(killed / "checkpoints" / "latest")), weights(str(reference / "checkpoints" / "latest"))
+    final = weights(str(killed / "checkpoints" / "latest"))
+    expected = weights(str(reference / "checkpoints" / "latest"))
     assert any(k.startswith("optimizer_") for k in final)
     assert_same_arrays(final, expected, rtol=1e-5)
     a = json.loads((killed / "checkpoints" / "latest" / "state.json").read_text())
@@ -186,6 +188,49 @@ def test_a_bare_resume_continues_the_saved_run_and_given_flags_override_it(data,
     assert state["global_step"] == 4 and state["config"] == saved
     assert train_main(["--output", out, "--auto-resume", "--n-fft", "512"]) == 2
     assert "error: --n-fft 512" in capsys.readouterr().err
+
+
+def test_the_run_folder_holds_its_best_model_while_training_and_checkpoints_export(data, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    t = trainer(data, out, epochs=3, steps_per_epoch=1, audio_examples=0)
+    t.max_steps = 2  # one validated epoch, then a step of the next: killed before the end-of-run export
+    t.run()
+    assert (out / "separator" / "separator.json").exists() and not (out / "saved_model").exists()
+    best, latest = out / "checkpoints" / "best", out / "checkpoints" / "latest"
+    during = load_separator(str(out))
+    for k, w in enumerate(during.model.joint.get_weights()):
+        np.testing.assert_array_equal(w, weights(str(best))[f"model_{k:04d}"])
+    assert not [p.name for p in out.iterdir() if p.name.endswith((".tmp", ".old"))]
+    # a checkpoint is training's format, not a model: the error names the run folder to pass
+    for folder in (best, latest):
+        with pytest.raises(UMXError, match=f"not a model; it is inside {out}, which holds one: pass {out}"):
+            load_separator(str(folder))
+    # ... and `training.export` turns any checkpoint into a model folder
+    assert export.main([str(latest), "--out", str(tmp_path / "latest-model"), "--no-saved-model"]) == 0
+    from_latest = load_separator(str(tmp_path / "latest-model"))
+    assert from_latest.targets == ["vocals", "drums"] and from_latest.niter == 1
+    for k, w in enumerate(from_latest.model.joint.get_weights()):
+        np.testing.assert_array_equal(w, weights(str(latest))[f"model_{k:04d}"])
+    export.export_checkpoint(str(best), str(tmp_path / "best-model"), saved_model=False)
+    mixture = np.random.default_rng(1).standard_normal((1, 2, RATE)).astype(np.float32) * 0.1
+    np.testing.assert_allclose(load_separator(str(tmp_path / "best-model"))(mixture), during(mixture), atol=1e-6)
+
+    # a write killed half-way leaves the previous model in place, loadable
+    from umx_core.separator import Separator
+
+    def killed_midway(self, path, metadata=None):
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, "model.keras"), "wb") as f:
+            f.write(b"PK\3\4 half a zip")
+        with open(os.path.join(path, "separator.json"), "w") as f:
+            f.write("{}")
+        np.testing.assert_allclose(load_separator(str(out))(mixture), during(mixture), atol=1e-6)  # at the kill
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Separator, "save", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        export.export_filters(t.model.filters, t.config, RATE, str(out), saved_model=False)
+    np.testing.assert_allclose(load_separator(str(out))(mixture), during(mixture), atol=1e-6)
 
 
 def test_loss_falls_on_a_learnable_task(data, tmp_path):
