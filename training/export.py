@@ -18,6 +18,7 @@ import sys
 import tempfile
 
 from umx_core import storage
+from umx_core.console import quiet_tensorflow
 from umx_core.errors import UMXError
 
 SAVED_MODEL = "saved_model"  # beside the run's separator/ (umx_core.pretrained.RUN_SEPARATOR)
@@ -122,7 +123,9 @@ def main(argv=None):
     parser.add_argument("checkpoint", help="a checkpoint folder (RUN/checkpoints/latest or best), local or gs://")
     parser.add_argument("--out", required=True, help="folder for separator/ and saved_model/ (local or gs://)")
     parser.add_argument("--no-saved-model", action="store_true", help="write separator/ only")
+    parser.add_argument("--verbose", action="store_true", help="also show TensorFlow's native log lines")
     args = parser.parse_args(argv)
+    quiet_tensorflow(args.verbose)  # first: TensorFlow's start-up lines are not ours to print
     try:
         separator = export_checkpoint(args.checkpoint, args.out, saved_model=not args.no_saved_model)
     except UMXError as exc:

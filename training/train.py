@@ -11,6 +11,7 @@ from training import config as configuration
 from training.distribute import make_strategy
 from training.trainer import LATEST, Trainer
 from umx_core import storage
+from umx_core.console import quiet_tensorflow
 from umx_core.errors import UMXError
 
 __all__ = ["Trainer", "main", "parse_args"]
@@ -33,6 +34,7 @@ def parse_args(argv=None):
     parser.add_argument("--cpu-replicas", type=int, default=0,
                         help="mirror over N logical CPU devices (multi-replica runs without GPUs)")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in total")
+    parser.add_argument("--verbose", action="store_true", help="also show TensorFlow's native log lines")
     configuration.add_arguments(parser)
     return parser.parse_args(argv)
 
@@ -40,6 +42,7 @@ def parse_args(argv=None):
 def main(argv=None):
     """Command line of `python -m training.train`; returns the exit code."""
     args = parse_args(argv)
+    quiet_tensorflow(args.verbose)  # first: TensorFlow's start-up lines are not ours to print
     try:
         from training import checkpoint
 

@@ -6,6 +6,7 @@ Tiny models on tiny synthetic data (8 kHz, 2 s tracks). Runs that need their own
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -50,8 +51,11 @@ def data(tmp_path_factory):
 
 
 def run_cli(args, env=None, check=True, **popen):
-    """`python -m training.train ARGS` in a fresh interpreter; returns the CompletedProcess."""
-    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", **(env or {})}
+    """`python -m training.train ARGS` in a fresh interpreter; returns the CompletedProcess.
+
+    `env` replaces the environment (default: this one with TensorFlow's info lines off)."""
+    env = {**({**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"} if env is None else env), "PYTHONPATH": REPO,
+           "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run([sys.executable, "-m", "training.train", *args], env=env, capture_output=True, text=True,
                           timeout=600, **popen)
     if check:
@@ -231,6 +235,19 @@ def test_the_run_folder_holds_its_best_model_while_training_and_checkpoints_expo
     with pytest.raises(KeyboardInterrupt):
         export.export_filters(t.model.filters, t.config, RATE, str(out), saved_model=False)
     np.testing.assert_allclose(load_separator(str(out))(mixture), during(mixture), atol=1e-6)
+
+
+NATIVE_LOG = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|oneDNN", re.MULTILINE)
+
+
+def test_the_command_prints_our_words_and_tensorflows_only_with_verbose(data, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell has it
+    args = ["--root", data, *flags(targets=["vocals"], audio_examples=0), "--max-steps", "1"]
+    quiet = run_cli(["--output", str(tmp_path / "quiet"), *args], env=env)
+    assert "stopped after 1 steps" in quiet.stdout
+    assert not NATIVE_LOG.search(quiet.stderr), quiet.stderr
+    verbose = run_cli(["--output", str(tmp_path / "verbose"), *args, "--verbose"], env=env)
+    assert NATIVE_LOG.search(verbose.stderr), verbose.stderr  # the check above can see them
 
 
 def test_loss_falls_on_a_learnable_task(data, tmp_path):
