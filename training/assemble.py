@@ -14,6 +14,7 @@ import json
 import sys
 
 from umx_core import storage
+from umx_core.console import quiet_tensorflow
 from umx_core.errors import UMXError
 from umx_core.settings import CONFIG_NAME
 
@@ -63,7 +64,9 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="output folder (local or gs://)")
     parser.add_argument("--niter", type=int, help="EM iterations stored with the separator (default: 1)")
     parser.add_argument("--residual", action="store_true", help="add a residual source")
+    parser.add_argument("--verbose", action="store_true", help="also show TensorFlow's native log lines")
     args = parser.parse_args(argv)
+    quiet_tensorflow(args.verbose)  # first: TensorFlow's start-up lines are not ours to print
     try:
         separator = assemble(args.inputs, args.out, args.niter, args.residual)
     except UMXError as exc:

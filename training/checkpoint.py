@@ -78,23 +78,29 @@ def read(folder):
     return state, arrays
 
 
-def restore(arrays, model, optimizer, source):
-    """Assign checkpoint arrays to a model and a built optimizer; UMXError on a shape mismatch."""
+def restore_model(arrays, model, source):
+    """Assign a checkpoint's model weights (not the optimizer's) to a built model; UMXError on a shape mismatch."""
     weights = [arrays[k] for k in sorted(arrays) if k.startswith("model_")]
-    slots = [arrays[k] for k in sorted(arrays) if k.startswith("optimizer_")]
     expected = [tuple(w.shape) for w in model.weights]
     if [tuple(w.shape) for w in weights] != expected:
         raise UMXError(f"{source}: the checkpoint's weights do not fit this model (different configuration?)")
+    model.set_weights(weights)
+
+
+def restore(arrays, model, optimizer, source):
+    """Assign checkpoint arrays to a model and a built optimizer; UMXError on a shape mismatch."""
+    restore_model(arrays, model, source)
+    slots = [arrays[k] for k in sorted(arrays) if k.startswith("optimizer_")]
     if len(slots) != len(optimizer.variables):
         raise UMXError(f"{source}: the checkpoint has {len(slots)} optimizer variables, expected "
                        f"{len(optimizer.variables)}")
-    model.set_weights(weights)
     for variable, value in zip(optimizer.variables, slots):
         variable.assign(value)
 
 
 class Syncer:
-    """Copies a local run folder to a gs:// output: changed files only, `state.json` files last."""
+    """Copies a local run folder to a gs:// output: changed files only, JSON files last (a checkpoint's
+    `state.json`, a model's `separator.json`: each marks the files beside it complete)."""
 
     def __init__(self, local, output):
         self.local, self.output = local, output
@@ -111,7 +117,7 @@ class Syncer:
             stat = os.stat(path)
             if self._seen.get(path) != (stat.st_size, stat.st_mtime_ns):
                 changed.append((path, (stat.st_size, stat.st_mtime_ns)))
-        changed.sort(key=lambda item: os.path.basename(item[0]) == STATE)  # state.json after its weights
+        changed.sort(key=lambda item: item[0].endswith(".json"))  # the records after what they describe
         for path, key in changed:
             rel = os.path.relpath(path, self.local).replace(os.sep, "/")
             storage.upload_file(path, storage.join(self.output, rel))

@@ -4,7 +4,9 @@ A configuration is one flat JSON object; every key has a default below (open-unm
 `train.py` defaults unless noted), a profile (`training/profiles/NAME.json` or a path)
 overrides some, and command-line flags (`--hidden-size 128`) override the profile. The
 resolved configuration is written beside every checkpoint and export with the code version,
-so a run can be continued or its model rebuilt from it alone.
+so a run can be continued or its model rebuilt from it alone. A resumed run is its saved
+configuration; only the keys the user gives (flags, or a profile's keys) and `RESUMABLE` lists
+change it (`resume`).
 """
 
 import argparse
@@ -52,6 +54,10 @@ DEFAULTS = {
     "audio_examples": (2, "validation tracks logged as audio to TensorBoard each epoch"),
     "audio_seconds": (8.0, "seconds of each audio example"),
 }
+# What a resumed run may change: where the data is, how long it goes on, its schedules and its
+# bookkeeping. Everything else (the model's shapes, the data stream, the optimizer) is the run itself.
+RESUMABLE = ("root", "epochs", "patience", "lr_decay_patience", "lr_decay_gamma", "lr_decay_cooldown",
+             "checkpoint_steps", "sync_seconds", "audio_examples", "audio_seconds")
 _TYPES = {"root": str, "valid_seconds": float, "steps_per_epoch": int}
 _LISTS = {"targets": str, "interferers": str, "gain_range": float}
 
@@ -99,21 +105,58 @@ def _bool(text):
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def flag(key):
+    """The command-line flag of a configuration key (`hidden_size` -> `--hidden-size`)."""
+    return "--" + key.replace("_", "-")
+
+
 def add_arguments(parser):
     """One `--flag` per configuration key, defaulting to None (= keep the profile's value)."""
     group = parser.add_argument_group("configuration (overrides the profile)")
     for key, (default, help_text) in DEFAULTS.items():
-        flag = "--" + key.replace("_", "-")
         kind = _TYPES.get(key, type(default))
         if key in _LISTS:
-            group.add_argument(flag, nargs="*", type=_LISTS[key], default=None, help=help_text)
+            group.add_argument(flag(key), nargs="*", type=_LISTS[key], default=None, help=help_text)
         elif kind is bool:
-            group.add_argument(flag, type=_bool, default=None, metavar="BOOL", help=f"{help_text} (default {default})")
+            group.add_argument(flag(key), type=_bool, default=None, metavar="BOOL",
+                               help=f"{help_text} (default {default})")
         else:
-            group.add_argument(flag, type=kind, default=None, help=f"{help_text} (default {default})")
+            group.add_argument(flag(key), type=kind, default=None, help=f"{help_text} (default {default})")
 
 
 def from_args(args):
     """The resolved configuration from parsed arguments (`--profile` and the override flags)."""
     profile = load_profile(args.profile) if args.profile else None
     return resolve(profile, **{key: getattr(args, key) for key in DEFAULTS})
+
+
+def given(args):
+    """Only the configuration the user gave: the profile's keys, then the flags passed (no defaults)."""
+    profile = load_profile(args.profile) if args.profile else {}
+    values = {key: value for key, value in profile.items() if key in DEFAULTS}
+    values.update({key: getattr(args, key) for key in DEFAULTS if getattr(args, key) is not None})
+    return values
+
+
+def resume(saved, changes, source):
+    """The configuration of a resumed run: `saved`, with the `changes` that `RESUMABLE` allows.
+
+    A change to any other key must repeat the saved value (a restarted job repeats its whole
+    command); a different one is a UMXError naming the flag. None values are ignored.
+    """
+    config = dict(saved)
+    for key, value in changes.items():
+        if key not in DEFAULTS or value is None:
+            continue
+        if key in RESUMABLE:
+            config[key] = value
+        elif _normal(value) != _normal(saved.get(key)):
+            shown = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+            raise UMXError(f"{flag(key)} {shown}: the run at {source} was trained with {saved.get(key)!r}, and a "
+                           f"resumed run keeps it; resuming can change only "
+                           f"{', '.join(map(flag, RESUMABLE))} (train another --output to change the rest)")
+    return config
+
+
+def _normal(value):
+    return list(value) if isinstance(value, (list, tuple)) else value

@@ -20,6 +20,7 @@ import sys
 import numpy as np
 
 from umx_core import audio, storage
+from umx_core.console import quiet_tensorflow
 from umx_core.errors import UMXError
 
 METRICS = ("SDR", "SIR", "SAR", "ISR")
@@ -200,7 +201,10 @@ def main(argv=None):
     parser.add_argument("--niter", type=int, help="EM iterations (default: the separator's)")
     parser.add_argument("--residual", action="store_true", help="separate with a residual source")
     parser.add_argument("--max-tracks", type=int, help="evaluate the first N tracks only")
+    parser.add_argument("--verbose", action="store_true", help="also show TensorFlow's native log lines")
     args = parser.parse_args(argv)
+    if args.model:  # the baselines alone never start TensorFlow
+        quiet_tensorflow(args.verbose)  # first: TensorFlow's start-up lines are not ours to print
     try:
         separator = None
         if args.model:

@@ -8,6 +8,15 @@ Both follow open-unmix's training loop: `torch.optim.lr_scheduler.ReduceLROnPlat
 import dataclasses
 import math
 
+# progress, restored on resume; the other fields are settings, which a resumed run may change
+_PROGRESS = ("best", "num_bad_epochs", "cooldown_counter")
+
+
+def _restore_progress(schedule, state):
+    for name in _PROGRESS:
+        if name in state and hasattr(schedule, name):
+            setattr(schedule, name, state[name])
+
 
 @dataclasses.dataclass
 class ReduceLROnPlateau:
@@ -39,8 +48,12 @@ class ReduceLROnPlateau:
         return lr
 
     def state(self):
-        """The fields to store in a checkpoint (restored by assigning them back)."""
+        """The fields to store in a checkpoint."""
         return dataclasses.asdict(self)
+
+    def restore(self, state):
+        """Take the progress (best, counters) from `state()`; the settings stay this object's."""
+        _restore_progress(self, state)
 
 
 @dataclasses.dataclass
@@ -66,5 +79,9 @@ class EarlyStopping:
         return self.num_bad_epochs >= self.patience
 
     def state(self):
-        """The fields to store in a checkpoint (restored by assigning them back)."""
+        """The fields to store in a checkpoint."""
         return dataclasses.asdict(self)
+
+    def restore(self, state):
+        """Take the progress (best, counters) from `state()`; the settings stay this object's."""
+        _restore_progress(self, state)

@@ -1,372 +1,40 @@
 """Train a joint Open-Unmix model: `python -m training.train --profile 5stems --root DATA --output OUT`.
 
-One custom loop (`strategy.run` in a `tf.function`) serves every strategy: MirroredStrategy
-over the local devices, or MultiWorkerMirroredStrategy when `TF_CONFIG` describes a cluster
-(Keras 3's `model.fit` fails under the latter). The loss is open-unmix's: the mean squared
-error between estimated and true target magnitudes, summed over targets. Checkpoints, the
-TensorBoard log and the final exports are written to a local folder and copied to a gs://
-output; `--resume` continues from the latest checkpoint after a kill.
+The command line of the training loop (`training.trainer.Trainer`): a configuration from a profile
+and flags, the distribution strategy, and `--resume` / `--auto-resume` after a kill.
 """
 
 import argparse
-import json
-import os
 import sys
-import tempfile
-import time
 
 from training import config as configuration
+from training.distribute import make_strategy
+from training.trainer import LATEST, Trainer
 from umx_core import storage
+from umx_core.console import quiet_tensorflow
 from umx_core.errors import UMXError
 
-LATEST, BEST = "latest", "best"
-
-
-def make_strategy(cpu_replicas=0):
-    """MultiWorkerMirroredStrategy for a TF_CONFIG cluster, else MirroredStrategy on this host.
-
-    Args:
-        cpu_replicas: split the CPU into this many logical devices and mirror over them (a
-            multi-device run without GPUs, for tests); 0 uses the GPUs, or the CPU if none.
-    """
-    import tensorflow as tf
-
-    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
-    if sum(len(cluster.get(kind, [])) for kind in ("chief", "worker")) > 1:
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if cpu_replicas > 1:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
-        return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(cpu_replicas)])
-    gpus = tf.config.list_logical_devices("GPU")
-    return tf.distribute.MirroredStrategy([d.name for d in gpus] or ["/cpu:0"])
-
-
-def is_chief(strategy):
-    """True on the one task that writes checkpoints, logs and exports."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    if resolver.task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
-
-
-def log(message):
-    """Print one progress line at once (unbuffered, for logs of long runs)."""
-    print(message, flush=True)
-
-
-class Trainer:
-    """The training loop and its state; `run()` trains until the epochs run out or it stops early.
-
-    Args:
-        config: a resolved configuration (`training.config.resolve`).
-        output: run folder, local or gs://.
-        workdir: local folder for the run when `output` is gs:// (default: a temporary one).
-        resume: continue from `output/checkpoints/latest`.
-        strategy: a `tf.distribute` strategy (default: `make_strategy()`).
-        max_steps: stop (with a checkpoint) after this many optimizer steps in total.
-    """
-
-    def __init__(self, config, output, workdir=None, resume=False, strategy=None, max_steps=None):
-        from training import checkpoint
-
-        self.strategy = strategy or make_strategy()
-        self.chief = is_chief(self.strategy)
-        self.output = output
-        self.max_steps = max_steps
-        self._saved_state = {}
-        self.state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "best_valid": None}
-        restored = None
-        if resume:
-            latest = storage.join(output, "checkpoints", LATEST)
-            saved, arrays = checkpoint.read(latest)
-            restored = (arrays, latest)
-            config = {**saved["config"], **{k: v for k, v in config.items() if k in _RESUME_OVERRIDES}}
-            self.state = {k: saved[k] for k in self.state}
-            self._saved_state = saved
-        self.config = config
-        if self.chief and not storage.is_gcs(output):
-            self.local = output
-        else:
-            # other workers keep their own checkpoints in --workdir (or a scratch folder); only
-            # the chief's reach the output
-            self.local = workdir or tempfile.mkdtemp(prefix="umx-train-")
-        os.makedirs(self.local, exist_ok=True)
-        self.sync = checkpoint.Syncer(self.local, output) if self.chief else (lambda: 0)
-        self._build(restored)
-
-    # --- set-up ---------------------------------------------------------------
-    def _build(self, restored):
-        import keras
-        import tensorflow as tf
-
-        from training import checkpoint, schedule
-        from training.data import FixedSourcesTrackFolderDataset, input_statistics
-        from umx_core.model import JointSpectralFilter, bandwidth_to_max_bin
-        from umx_core.umx import UMX
-
-        c = self.config
-        if not c.get("root"):
-            raise UMXError("no dataset: give --root (or a profile with a root)")
-        gains = c["gain_range"] or None
-        self.train_set = FixedSourcesTrackFolderDataset(
-            c["root"], "train", c["targets"], c["seq_duration"], c["samples_per_track"], c["random_track_mix"],
-            gains, c["channel_swap"], c["seed"], c["sample_rate"], interferers=c["interferers"])
-        self.valid_set = FixedSourcesTrackFolderDataset(
-            c["root"], "valid", c["targets"], None, 1, False, None, False, c["seed"], c["sample_rate"],
-            valid_chunk=c["valid_seconds"], interferers=self.train_set.interferers)
-        c["interferers"] = self.train_set.interferers  # resolved, so a resumed run mixes the same stems
-        self.replicas = self.strategy.num_replicas_in_sync
-        if c["batch_size"] % self.replicas:
-            raise UMXError(f"batch_size {c['batch_size']} is not a multiple of the "
-                                         f"{self.replicas} replicas")
-        self.steps_per_epoch = c["steps_per_epoch"] or len(self.train_set) // c["batch_size"]
-        if self.steps_per_epoch < 1:
-            raise UMXError(f"{len(self.train_set)} training excerpts per epoch are fewer than "
-                                         f"one batch of {c['batch_size']}")
-        nb_bins = c["n_fft"] // 2 + 1
-        filter_kwargs = dict(nb_bins=nb_bins, nb_channels=c["nb_channels"], hidden_size=c["hidden_size"],
-                             nb_layers=c["nb_layers"], unidirectional=c["unidirectional"],
-                             max_bin=bandwidth_to_max_bin(self.train_set.sample_rate, c["n_fft"], c["bandwidth"]))
-        if restored is None:
-            mean, scale = input_statistics(self.train_set, c["n_fft"], c["n_hop"])
-            filter_kwargs.update(input_mean=mean, input_scale=scale)
-        with self.strategy.scope():
-            keras.utils.set_random_seed(c["seed"])
-            self.model = JointSpectralFilter(c["targets"], filter_kwargs=filter_kwargs)
-            self.model.build((None, None, nb_bins, c["nb_channels"]))
-            # torch Adam's epsilon; weight decay is added to the gradient (L2), as torch Adam does
-            self.optimizer = keras.optimizers.Adam(learning_rate=c["lr"], epsilon=1e-8)
-            self.optimizer.build(self.model.trainable_variables)
-        if restored is not None:
-            arrays, source = restored
-            checkpoint.restore(arrays, self.model, self.optimizer, source)
-            self.optimizer.learning_rate.assign(self._saved_state["lr"])
-            log(f"resumed from {restored[1]}: epoch {self.state['epoch']}, step {self.state['global_step']}")
-        saved = self._saved_state
-        self.plateau = schedule.ReduceLROnPlateau(c["lr_decay_gamma"], c["lr_decay_patience"], c["lr_decay_cooldown"])
-        self.early = schedule.EarlyStopping(c["patience"])
-        for obj, key in ((self.plateau, "plateau"), (self.early, "early_stopping")):
-            for name, value in saved.get(key, {}).items():
-                setattr(obj, name, value)
-        # the end-to-end model over the same filter layers, for audio examples
-        self.umx = UMX(c["targets"], filters=self.model.filters, n_fft=c["n_fft"], n_hop=c["n_hop"],
-                       nb_channels=c["nb_channels"], sample_rate=self.train_set.sample_rate)
-        self.writer = tf.summary.create_file_writer(os.path.join(self.local, "logs")) if self.chief else None
-        self._train_step = tf.function(self._distributed_step)
-        self._valid_step = tf.function(self._losses, reduce_retracing=True)
-
-    # --- the computation ------------------------------------------------------
-    def _magnitudes(self, audio):
-        """Channels-last magnitude of `(..., channels, samples)` audio, STFT without centring as
-        open-unmix trains: `(..., frames, bins, channels or 1)`."""
-        import tensorflow as tf
-
-        from umx_core.transforms import stft_frames
-
-        spec = tf.abs(stft_frames(audio, self.config["n_fft"], self.config["n_hop"]))  # (..., ch, frames, bins)
-        rank = len(spec.shape)
-        perm = list(range(rank - 3)) + [rank - 2, rank - 1, rank - 3]  # channels to the end
-        spec = tf.transpose(spec, perm)
-        if self.config["nb_channels"] == 1:
-            spec = tf.reduce_mean(spec, axis=-1, keepdims=True)
-        return spec
-
-    def _losses(self, mixture, stems, training=False):
-        """Per-example, per-target MSE `(batch, targets)` of the estimated magnitudes."""
-        import tensorflow as tf
-
-        estimates = self.model(self._magnitudes(mixture), training=training)  # (b, targets, frames, bins, ch)
-        return tf.reduce_mean(tf.square(estimates - self._magnitudes(stems)), axis=[2, 3, 4])
-
-    def _replica_step(self, mixture, stems):
-        import tensorflow as tf
-
-        batch = self.config["batch_size"]
-        variables = self.model.trainable_variables
-        with tf.GradientTape() as tape:
-            per_target = tf.reduce_sum(self._losses(mixture, stems, training=True), axis=0) / batch
-            loss = tf.reduce_sum(per_target)
-        grads = tape.gradient(loss, variables)
-        # gradients are summed over replicas: each adds its share of the L2 term
-        decay = self.config["weight_decay"] / self.replicas
-        self.optimizer.apply_gradients([(g + decay * v, v) for g, v in zip(grads, variables)])
-        # batch-norm statistics move per replica; average them so every replica (and worker) agrees
-        context = tf.distribute.get_replica_context()
-        for variable in self.model.non_trainable_variables if self.replicas > 1 else ():
-            # a tensor without a device (a single local replica, as on each worker of a cluster)
-            # gives the all-reduce no destination: pin it to the variable's device
-            with tf.device(variable.value.device):
-                value = tf.identity(variable)
-            variable.assign(context.all_reduce(tf.distribute.ReduceOp.MEAN, value))
-        return per_target
-
-    def _distributed_step(self, iterator):
-        import tensorflow as tf
-
-        per_target = self.strategy.run(self._replica_step, args=next(iterator))
-        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_target, axis=None)
-
-    def _epoch_data(self, epoch, start_step):
-        """The distributed training batches of one epoch from `start_step` on."""
-        import tensorflow as tf
-
-        batch = self.config["batch_size"]
-
-        def dataset_fn(context):
-            ds = self.train_set.dataset(epoch, size=self.steps_per_epoch * batch, start=start_step * batch,
-                                        shard=(context.num_input_pipelines, context.input_pipeline_id))
-            per_replica = context.get_per_replica_batch_size(batch)
-            return ds.batch(per_replica, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-
-        return self.strategy.distribute_datasets_from_function(dataset_fn)
-
-    def validate(self):
-        """Per-target validation loss (mean over items), computed whole on every worker."""
-        import numpy as np
-
-        totals = np.zeros(len(self.config["targets"]))
-        for mixture, stems in self.valid_set.dataset().batch(1):
-            totals += self._valid_step(mixture, stems).numpy()[0]
-        return totals / len(self.valid_set)
-
-    # --- bookkeeping ----------------------------------------------------------
-    def _checkpoint(self, name):
-        from training import checkpoint
-
-        state = {**self.state, "config": self.config, "plateau": self.plateau.state(),
-                 "early_stopping": self.early.state(), "lr": float(self.optimizer.learning_rate.numpy())}
-        checkpoint.save(os.path.join(self.local, "checkpoints", name), self.model, self.optimizer, state)
-
-    def _summaries(self, epoch, record):
-        import tensorflow as tf
-
-        if not self.chief:
-            return
-        with self.writer.as_default(step=epoch):
-            for split in ("train", "valid"):
-                tf.summary.scalar(f"{split}/loss", record[f"{split}_loss"])
-                for target, value in record[f"{split}_targets"].items():
-                    tf.summary.scalar(f"{split}/{target}", value)
-            tf.summary.scalar("learning_rate", record["lr"])
-            tf.summary.scalar("excerpts_per_second", record["excerpts_per_second"])
-            rate = self.train_set.sample_rate
-            frames = int(self.config["audio_seconds"] * rate)
-            for k in range(min(self.config["audio_examples"], len(self.valid_set))):
-                mixture, _ = self.valid_set.load(0, k)
-                mixture = mixture[:, :frames]
-                if mixture.shape[-1] <= self.config["n_fft"]:
-                    continue
-                stems = self.umx(mixture[None]).numpy()[0]  # (targets, channels, samples)
-                tf.summary.audio(f"example{k}/mixture", mixture.T[None], rate)
-                for target, stem in zip(self.config["targets"], stems):
-                    tf.summary.audio(f"example{k}/{target}", stem.T[None], rate)
-        self.writer.flush()
-
-    def _write_config(self):
-        if self.chief:
-            with open(os.path.join(self.local, "config.json"), "w") as f:
-                json.dump(self.config, f, indent=2)
-
-    # --- the loop -------------------------------------------------------------
-    def run(self):
-        """Train; returns the history (a record per epoch). Exports when training ends."""
-        c = self.config
-        targets = c["targets"]
-        self._write_config()
-        mixed = f" (mixed with {', '.join(self.train_set.interferers)})" if self.train_set.interferers else ""
-        log(f"training {targets}{mixed} on {len(self.train_set.tracks)} tracks ({len(self.valid_set)} validation items), "
-            f"{self.replicas} replica(s), {self.steps_per_epoch} steps of {c['batch_size']} per epoch")
-        last_sync = time.monotonic()
-        while self.state["epoch"] < c["epochs"]:
-            epoch, start = self.state["epoch"], self.state["step_in_epoch"]
-            iterator = iter(self._epoch_data(epoch, start))
-            totals, steps, began = None, 0, time.monotonic()
-            for step in range(start, self.steps_per_epoch):
-                per_target = self._train_step(iterator).numpy()
-                totals = per_target if totals is None else totals + per_target
-                steps += 1
-                self.state["step_in_epoch"] = step + 1
-                self.state["global_step"] += 1
-                done = self.max_steps is not None and self.state["global_step"] >= self.max_steps
-                if self.state["global_step"] % c["checkpoint_steps"] == 0 or done:
-                    self._checkpoint(LATEST)
-                    if done or time.monotonic() - last_sync >= c["sync_seconds"]:
-                        self.sync()
-                        last_sync = time.monotonic()
-                if done:
-                    log(f"stopped after {self.state['global_step']} steps (--max-steps)")
-                    return self.state["history"]
-            seconds = time.monotonic() - began
-            train = totals / max(steps, 1) if totals is not None else [float("nan")] * len(targets)
-            valid = self.validate()
-            lr = float(self.optimizer.learning_rate.numpy())
-            record = {
-                "epoch": epoch + 1,
-                "train_loss": float(sum(train)), "train_targets": dict(zip(targets, map(float, train))),
-                "valid_loss": float(sum(valid)), "valid_targets": dict(zip(targets, map(float, valid))),
-                "lr": lr, "excerpts_per_second": steps * c["batch_size"] / max(seconds, 1e-9), "seconds": seconds,
-            }
-            new_lr = self.plateau.step(record["valid_loss"], lr)
-            if new_lr != lr:
-                self.optimizer.learning_rate.assign(new_lr)
-            stop = self.early.step(record["valid_loss"])
-            self.state["history"].append(record)
-            self.state.update(epoch=epoch + 1, step_in_epoch=0)
-            improved = self.state["best_valid"] is None or record["valid_loss"] < self.state["best_valid"]
-            if improved:
-                self.state["best_valid"] = record["valid_loss"]
-                self._checkpoint(BEST)
-            self._checkpoint(LATEST)
-            self._summaries(epoch + 1, record)
-            per_target = " ".join(f"{t} {v:.4g}" for t, v in record["valid_targets"].items())
-            log(f"epoch {epoch + 1}: train {record['train_loss']:.4g} valid {record['valid_loss']:.4g} ({per_target}) "
-                f"lr {lr:.3g}{' -> %.3g' % new_lr if new_lr != lr else ''} "
-                f"{record['excerpts_per_second']:.1f} excerpts/s {seconds:.1f} s{' *' if improved else ''}")
-            if time.monotonic() - last_sync >= c["sync_seconds"]:
-                self.sync()
-                last_sync = time.monotonic()
-            if stop:
-                log(f"early stopping: no improvement for {self.early.patience} epochs")
-                break
-        self.export()
-        self.sync()
-        return self.state["history"]
-
-    def export(self):
-        """Best weights (else the latest) as `separator/` (.keras) and `saved_model/` under the run folder."""
-        from training import checkpoint
-        from training.export import export_filters
-
-        if not self.chief:
-            return
-        best = os.path.join(self.local, "checkpoints", BEST)
-        if os.path.exists(best):
-            checkpoint.restore(checkpoint.read(best)[1], self.model, self.optimizer, best)
-        export_filters(self.model.filters, self.config, self.train_set.sample_rate, self.local)
-        log(f"exported {os.path.join(self.output, 'separator')} and {os.path.join(self.output, 'saved_model')}")
-
-
-_RESUME_OVERRIDES = ("epochs", "patience", "checkpoint_steps", "sync_seconds", "root")
+__all__ = ["Trainer", "main", "parse_args"]
 
 
 def parse_args(argv=None):
     """The command line of `python -m training.train` (run options and every configuration key)."""
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", help="shipped profile name (5stems, 2stems, demo-5stems, demo-2stems) or a JSON path")
+    parser.add_argument("--profile",
+                        help="shipped profile name (5stems, 2stems, demo-5stems, demo-2stems) or a JSON path")
     parser.add_argument("--output", required=True, help="run folder, local or gs://")
     parser.add_argument("--workdir", help="local folder for checkpoints and logs when --output is gs://, and for "
                                           "the checkpoints of workers other than the chief (default: temporary)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoints/latest")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in OUTPUT from its checkpoints/latest, with its saved configuration; "
+                             "flags given change only " + ", ".join(map(configuration.flag, configuration.RESUMABLE)))
     parser.add_argument("--auto-resume", action="store_true",
                         help="continue from OUTPUT/checkpoints/latest if it exists, else start afresh (for jobs "
                              "a scheduler restarts, such as Vertex AI custom jobs)")
     parser.add_argument("--cpu-replicas", type=int, default=0,
                         help="mirror over N logical CPU devices (multi-replica runs without GPUs)")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in total")
+    parser.add_argument("--verbose", action="store_true", help="also show TensorFlow's native log lines")
     configuration.add_arguments(parser)
     return parser.parse_args(argv)
 
@@ -374,12 +42,15 @@ def parse_args(argv=None):
 def main(argv=None):
     """Command line of `python -m training.train`; returns the exit code."""
     args = parse_args(argv)
+    quiet_tensorflow(args.verbose)  # first: TensorFlow's start-up lines are not ours to print
     try:
-        config = configuration.from_args(args)
-        strategy = make_strategy(args.cpu_replicas)
         from training import checkpoint
 
-        resume = args.resume or (args.auto_resume and checkpoint.exists(storage.join(args.output, "checkpoints", LATEST)))
+        latest = storage.join(args.output, "checkpoints", LATEST)
+        resume = args.resume or (args.auto_resume and checkpoint.exists(latest))
+        # a resumed run is the saved one: only what the user gave may change it, not the defaults
+        config = configuration.given(args) if resume else configuration.from_args(args)
+        strategy = make_strategy(args.cpu_replicas)
         trainer = Trainer(config, args.output, args.workdir, resume, strategy, args.max_steps)
         trainer.run()
     except UMXError as exc:

@@ -5,9 +5,11 @@ Resolved in order:
 2. a published open-unmix model name (`umxhq`, `umx`, `umxl`, `umxse`): downloaded once,
    checked, converted and cached (`umx_core.registry`);
 3. a path, local or gs://: a directory written by `Separator.save`, a SavedModel written by
-   `Separator.export`, a training run folder (its `separator/`, else its best checkpoint), a
-   training checkpoint folder (`state.json` + `weights.npz`), a `.keras` file of a `UMX` model,
-   or a folder of open-unmix weights (`<target>.pth`, as open-unmix's local model folders).
+   `Separator.export`, a folder holding such a directory as `separator/` (a training run, whose
+   `separator/` has the best weights so far, or an assembled or exported model), a `.keras` file
+   of a `UMX` model, or a folder of open-unmix weights (`<target>.pth`, as open-unmix's local
+   model folders). Training checkpoints are `training`'s own format, not read here: pass the run
+   folder, or export the checkpoint (`python -m training.export`).
 """
 
 import contextlib
@@ -20,6 +22,8 @@ from umx_core.errors import UMXError
 from umx_core.saved import MODEL_NAME, SAVED_MODEL_CONFIG
 from umx_core.separator import Separator
 from umx_core.settings import CONFIG_NAME
+
+RUN_SEPARATOR = "separator"  # the model inside a run folder (training writes it with Separator.save)
 
 # Separator settings stored in separator.json that load_separator passes back
 # (batch_frames and jit_compile are run knobs: older files that saved them are not obeyed)
@@ -58,36 +62,6 @@ def _model_from_saved_model(path, local, config):
     return model
 
 
-def _model_from_checkpoint(path, local):
-    """A UMX from a training checkpoint folder: its configuration rebuilds the filters."""
-    import io
-
-    import numpy as np
-
-    from umx_core.model import JointSpectralFilter, bandwidth_to_max_bin
-    from umx_core.umx import UMX
-
-    state = _read_json(f"{path}/state.json", os.path.join(local, "state.json"))
-    config = state.get("config")
-    if not config or "targets" not in config:
-        raise UMXError(f"{path}: state.json has no training configuration (not a training checkpoint)")
-    with open(os.path.join(local, "weights.npz"), "rb") as f:
-        with np.load(io.BytesIO(f.read())) as npz:
-            weights = [npz[k] for k in sorted(npz.files) if k.startswith("model_")]
-    nb_bins = config["n_fft"] // 2 + 1
-    kwargs = dict(nb_bins=nb_bins, nb_channels=config["nb_channels"], hidden_size=config["hidden_size"],
-                  nb_layers=config["nb_layers"], unidirectional=config["unidirectional"],
-                  max_bin=bandwidth_to_max_bin(config["sample_rate"], config["n_fft"], config["bandwidth"]))
-    joint = JointSpectralFilter(config["targets"], filter_kwargs=kwargs)
-    joint.build((None, None, nb_bins, config["nb_channels"]))
-    if [w.shape for w in weights] != [tuple(w.shape) for w in joint.weights]:
-        raise UMXError(f"{path}: the checkpoint's weights do not fit its configuration")
-    joint.set_weights(weights)
-    niter = 1 if len(config["targets"]) > 1 else 0
-    return UMX(config["targets"], filters=joint.filters, n_fft=config["n_fft"], n_hop=config["n_hop"],
-               nb_channels=config["nb_channels"], sample_rate=float(config["sample_rate"]), niter=niter)
-
-
 def _load_local(path, local):
     """(model or Separator, settings) from a local directory or file; None if not a known layout."""
     import keras
@@ -115,13 +89,25 @@ def _load_local(path, local):
         except Exception as exc:
             raise UMXError(f"{path}/{MODEL_NAME}: cannot load the model ({exc})") from exc
         return model, config
-    if os.path.exists(join(os.path.join("separator", CONFIG_NAME))):  # a training run folder
-        return _load_local(f"{path}/separator", join("separator"))
-    if os.path.exists(join(os.path.join("checkpoints", "best", "state.json"))):
-        return _load_local(f"{path}/checkpoints/best", join(os.path.join("checkpoints", "best")))
-    if os.path.exists(join("state.json")) and os.path.exists(join("weights.npz")):
-        return _model_from_checkpoint(path, local), {}
+    if os.path.exists(join(os.path.join(RUN_SEPARATOR, CONFIG_NAME))):  # a training run or assembled model
+        return _load_local(f"{path}/{RUN_SEPARATOR}", join(RUN_SEPARATOR))
     return None
+
+
+def _not_a_model(path):
+    """The error for a path that holds no model; for a folder inside a training run (a checkpoint,
+    say), it names the run folder to pass instead."""
+    parent = path.rstrip("/")
+    for _ in range(3):
+        parent = parent.rsplit("/", 1)[0] if "/" in parent.split("://")[-1] else ""
+        if not parent:
+            break
+        if storage.exists(storage.join(parent, RUN_SEPARATOR, CONFIG_NAME)):
+            return UMXError(f"{path}: not a model; it is inside {parent}, which holds one: pass {parent} "
+                            f"(its {RUN_SEPARATOR}/ has the run's best weights so far)")
+    return UMXError(f"{path}: not a model: no {CONFIG_NAME}, saved_model.pb, .keras file or open-unmix .pth weights "
+                    f"(a training run folder holds one in {RUN_SEPARATOR}/ once its first epoch is validated; "
+                    f"a training checkpoint becomes one with `python -m training.export CHECKPOINT --out DIR`)")
 
 
 def _openunmix_folder(path, local):
@@ -173,6 +159,8 @@ def load_separator(path, targets=None, **overrides):
     if folder is None and not storage.is_gcs(path) and not os.path.exists(path):
         raise UMXError(f"{path!r}: not a shipped model ({', '.join(registry.shipped()) or 'none'}), "
                        f"not a published model ({', '.join(registry.PUBLISHED)}), and no such file or directory")
+    if storage.is_gcs(path) and storage.exists(storage.join(path, RUN_SEPARATOR, CONFIG_NAME)):
+        source = storage.join(path, RUN_SEPARATOR)  # a run folder: download its model, not its checkpoints
     if storage.is_gcs(path) and path.endswith(".keras"):
         with tempfile.TemporaryDirectory(prefix="umx-model-") as tmp:
             local = os.path.join(tmp, "model.keras")
@@ -184,15 +172,14 @@ def load_separator(path, targets=None, **overrides):
         with opener(source) as local:
             loaded = _load_local(path, local)
     if loaded is None:
-        raise UMXError(f"{path}: not a model: no separator.json, saved_model.pb, training checkpoint, "
-                       ".keras file or open-unmix .pth weights")
+        raise _not_a_model(path)
     model, config = loaded
     if isinstance(model, Separator):
         settings = {k: v for k, v in model.config().items() if k in _SETTINGS}
         model = model.model
     elif config:
         settings = {key: config[key] for key in _SETTINGS if key in config}
-    else:  # a .keras UMX or a checkpoint: the model's own EM settings
+    else:  # a .keras UMX: the model's own EM settings
         settings = {"niter": model.em.iterations, "softmask": model.em.softmask, "residual": model.em.residual}
     settings.update(overrides)
     window, segment = settings.get("wiener_win_len"), settings.get("segment")

@@ -44,3 +44,17 @@ def test_bad_profiles_are_named(tmp_path):
         configuration.resolve(targets=["a", "a"])
     with pytest.raises(SystemExit):
         parse_args(["--output", "o", "--channel-swap", "maybe"])
+
+
+def test_resume_keeps_the_saved_run_and_takes_only_what_was_given(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"name": "mine", "hidden_size": 32, "epochs": 9}))
+    given = configuration.given(parse_args(["--profile", str(path), "--output", "o", "--lr", "0.5"]))
+    assert given == {"hidden_size": 32, "epochs": 9, "lr": 0.5}  # no defaults
+    saved = configuration.resolve(None, hidden_size=32, lr=0.5, epochs=3, root="data")
+    config = configuration.resume(saved, given, "RUN")
+    assert config == {**saved, "epochs": 9}
+    with pytest.raises(UMXError, match=r"--lr 0\.1: the run at RUN was trained with 0\.5.*--epochs"):
+        configuration.resume(saved, {"lr": 0.1}, "RUN")
+    with pytest.raises(UMXError, match=r"--targets a b: "):
+        configuration.resume(saved, {"targets": ["a", "b"]}, "RUN")

@@ -6,6 +6,7 @@ Tiny models on tiny synthetic data (8 kHz, 2 s tracks). Runs that need their own
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,8 +20,10 @@ from openunmix.utils import EarlyStopping as ReferenceEarlyStopping
 
 from training import checkpoint
 from training import config as configuration
+from training import export
 from training.synthesize import synthesize
 from training.train import Trainer
+from training.train import main as train_main
 from umx_core import storage
 from umx_core.errors import UMXError
 from umx_core.pretrained import load_separator
@@ -48,8 +51,11 @@ def data(tmp_path_factory):
 
 
 def run_cli(args, env=None, check=True, **popen):
-    """`python -m training.train ARGS` in a fresh interpreter; returns the CompletedProcess."""
-    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", **(env or {})}
+    """`python -m training.train ARGS` in a fresh interpreter; returns the CompletedProcess.
+
+    `env` replaces the environment (default: this one with TensorFlow's info lines off)."""
+    env = {**({**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"} if env is None else env), "PYTHONPATH": REPO,
+           "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run([sys.executable, "-m", "training.train", *args], env=env, capture_output=True, text=True,
                           timeout=600, **popen)
     if check:
@@ -151,13 +157,97 @@ def test_kill_and_resume_continues_with_the_same_state(data, tmp_path):
     resumed = run_cli(["--output", str(killed), "--auto-resume", *args])
     assert f"resumed from {killed / 'checkpoints' / 'latest'}: epoch" in resumed.stdout
     assert f"step {saved}" in resumed.stdout
-    final, expected = weights(str(killed / "checkpoints" / "latest")), weights(str(reference / "checkpoints" / "latest"))
+    final = weights(str(killed / "checkpoints" / "latest"))
+    expected = weights(str(reference / "checkpoints" / "latest"))
     assert any(k.startswith("optimizer_") for k in final)
     assert_same_arrays(final, expected, rtol=1e-5)
     a = json.loads((killed / "checkpoints" / "latest" / "state.json").read_text())
     b = json.loads((reference / "checkpoints" / "latest" / "state.json").read_text())
     for key in ("epoch", "step_in_epoch", "global_step", "plateau", "early_stopping", "lr"):
         assert a[key] == pytest.approx(b[key], rel=1e-5), key
+
+
+def test_a_bare_resume_continues_the_saved_run_and_given_flags_override_it(data, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    latest = os.path.join(out, "checkpoints", "latest")
+    first = ["--root", data, *flags(epochs=3, steps_per_epoch=2, audio_examples=0, patience=7)]
+    assert train_main(["--output", out, *first, "--max-steps", "1"]) == 0
+    saved = checkpoint.read(latest)[0]["config"]
+    assert train_main(["--output", out, "--resume", "--max-steps", "2"]) == 0
+    state = checkpoint.read(latest)[0]
+    assert state["global_step"] == 2 and state["config"] == saved  # not the defaults laid over it
+    # a flag the user gives overrides the saved run, and the loop uses it
+    assert train_main(["--output", out, "--resume", "--epochs", "5", "--patience", "2", "--max-steps", "3"]) == 0
+    state = checkpoint.read(latest)[0]
+    assert state["config"] == {**saved, "epochs": 5, "patience": 2}
+    assert state["early_stopping"]["patience"] == 2
+    # a flag that would change the weights or the data stream is refused, named
+    for wrong in (["--hidden-size", "32"], ["--targets", "vocals"], ["--batch-size", "8"]):
+        assert train_main(["--output", out, "--resume", *wrong]) == 2
+        error = capsys.readouterr().err
+        assert f"error: {wrong[0]} " in error and "--epochs" in error, error
+    # a restarted job repeats its whole command: equal values pass, --auto-resume behaves the same
+    assert train_main(["--output", out, "--auto-resume", *first, "--max-steps", "4"]) == 0
+    state = checkpoint.read(latest)[0]
+    assert state["global_step"] == 4 and state["config"] == saved
+    assert train_main(["--output", out, "--auto-resume", "--n-fft", "512"]) == 2
+    assert "error: --n-fft 512" in capsys.readouterr().err
+
+
+def test_the_run_folder_holds_its_best_model_while_training_and_checkpoints_export(data, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    t = trainer(data, out, epochs=3, steps_per_epoch=1, audio_examples=0)
+    t.max_steps = 2  # one validated epoch, then a step of the next: killed before the end-of-run export
+    t.run()
+    assert (out / "separator" / "separator.json").exists() and not (out / "saved_model").exists()
+    best, latest = out / "checkpoints" / "best", out / "checkpoints" / "latest"
+    during = load_separator(str(out))
+    for k, w in enumerate(during.model.joint.get_weights()):
+        np.testing.assert_array_equal(w, weights(str(best))[f"model_{k:04d}"])
+    assert not [p.name for p in out.iterdir() if p.name.endswith((".tmp", ".old"))]
+    # a checkpoint is training's format, not a model: the error names the run folder to pass
+    for folder in (best, latest):
+        with pytest.raises(UMXError, match=f"not a model; it is inside {out}, which holds one: pass {out}"):
+            load_separator(str(folder))
+    # ... and `training.export` turns any checkpoint into a model folder
+    assert export.main([str(latest), "--out", str(tmp_path / "latest-model"), "--no-saved-model"]) == 0
+    from_latest = load_separator(str(tmp_path / "latest-model"))
+    assert from_latest.targets == ["vocals", "drums"] and from_latest.niter == 1
+    for k, w in enumerate(from_latest.model.joint.get_weights()):
+        np.testing.assert_array_equal(w, weights(str(latest))[f"model_{k:04d}"])
+    export.export_checkpoint(str(best), str(tmp_path / "best-model"), saved_model=False)
+    mixture = np.random.default_rng(1).standard_normal((1, 2, RATE)).astype(np.float32) * 0.1
+    np.testing.assert_allclose(load_separator(str(tmp_path / "best-model"))(mixture), during(mixture), atol=1e-6)
+
+    # a write killed half-way leaves the previous model in place, loadable
+    from umx_core.separator import Separator
+
+    def killed_midway(self, path, metadata=None):
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, "model.keras"), "wb") as f:
+            f.write(b"PK\3\4 half a zip")
+        with open(os.path.join(path, "separator.json"), "w") as f:
+            f.write("{}")
+        np.testing.assert_allclose(load_separator(str(out))(mixture), during(mixture), atol=1e-6)  # at the kill
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Separator, "save", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        export.export_filters(t.model.filters, t.config, RATE, str(out), saved_model=False)
+    np.testing.assert_allclose(load_separator(str(out))(mixture), during(mixture), atol=1e-6)
+
+
+NATIVE_LOG = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|oneDNN", re.MULTILINE)
+
+
+def test_the_command_prints_our_words_and_tensorflows_only_with_verbose(data, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell has it
+    args = ["--root", data, *flags(targets=["vocals"], audio_examples=0), "--max-steps", "1"]
+    quiet = run_cli(["--output", str(tmp_path / "quiet"), *args], env=env)
+    assert "stopped after 1 steps" in quiet.stdout
+    assert not NATIVE_LOG.search(quiet.stderr), quiet.stderr
+    verbose = run_cli(["--output", str(tmp_path / "verbose"), *args, "--verbose"], env=env)
+    assert NATIVE_LOG.search(verbose.stderr), verbose.stderr  # the check above can see them
 
 
 def test_loss_falls_on_a_learnable_task(data, tmp_path):
