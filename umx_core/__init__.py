@@ -1,6 +1,6 @@
 """umx_core: Open-Unmix music source separation in TensorFlow 2 / Keras 3.
 
-The public API: `Separator`, `load_separator`, `separate_file`, the Keras layers and models,
+The public API: `Separator`, `load_separator`, `separate_file`, `SeparationSettings`, the Keras layers and models,
 `wiener`. Names are imported on first use, so `import umx_core` (and `umx --help`) does not
 start TensorFlow.
 """
@@ -21,6 +21,7 @@ _LAZY = {
     "JointSpectralFilter": "umx_core.model",
     "LSTMStack": "umx_core.lstm",
     "STFTLayer": "umx_core.transforms",
+    "SeparationSettings": "umx_core.settings",
     "Separator": "umx_core.separator",
     "UMX": "umx_core.umx",
     "bandwidth_to_max_bin": "umx_core.model",

@@ -39,3 +39,4 @@ def test_normalise_divides_by_the_squared_window_sum():
     out = np.ones((2, envelope.numel() - 2 * start), np.float32)
     chunking.normalise(out, nb_frames, n_fft, hop, start=start, block=7)  # blocks must not matter
     assert np.allclose(out, 1 / envelope[start:-start].numpy(), rtol=1e-6)
+
