@@ -73,14 +73,18 @@ class SeparatorModelHandler(ModelHandler):
             return failure(track.path, getattr(result, "stage", "separate"), result, output=track.out)
         downmixed = any(note.startswith("downmixed") for note in result.notes)
         record = {
-            "input": track.path, "input_checksum": None, "duration_seconds": result.duration, "stems": result.stems,
+            "input": track.path, "input_identity": track.identity, "input_checksum": None,
+            "duration_seconds": result.duration, "stems": result.stems,
             "fingerprint": self.fingerprint, "model": self.model, "model_digest": self.model_digest,
             "parameters": self.settings.output_fields(), "code_version": code_version(), "notes": result.notes,
             "sample_rate": int(model.sample_rate),
             "separated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         try:
-            record["input_checksum"] = storage.checksum(track.path)
+            checksum = storage.checksum(track.path)
+            # replaced while it was separated: the checksum is not of these stems' input, and the
+            # planned identity no longer matches either, so the next run separates it again
+            record["input_checksum"] = checksum if storage.identity(track.path) == track.identity else None
             storage.write_bytes(storage.join(track.out, RECORD_NAME), json.dumps(record, indent=2).encode())
         except (UMXError, OSError) as exc:
             return failure(track.path, "write", exc, output=track.out)

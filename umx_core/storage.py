@@ -190,6 +190,23 @@ def delete(path):
         os.remove(path)
 
 
+def identity(path):
+    """What changes whenever a file's content is replaced, read from metadata alone (no download):
+    `{"generation", "size"}` for gs:// (a new object gets a new generation), `{"size", "mtime_ns"}`
+    locally. UMXError naming the path if it is missing."""
+    if is_gcs(path):
+        bucket, key = split_gcs(path)
+        blob = client().bucket(bucket).get_blob(key)
+        if blob is None:
+            raise UMXError(f"{path}: no such file")
+        return {"generation": int(blob.generation), "size": int(blob.size)}
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError as exc:
+        raise UMXError(f"{path}: no such file") from exc
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
 def checksum(path):
     """A content digest without downloading twice: `md5:<hex>` from gs:// metadata, `sha256:<hex>` locally."""
     if is_gcs(path):
