@@ -33,11 +33,14 @@ class FaultProxy:
         rates: `{kind: probability}` over `KINDS`; what remains is forwarded faithfully.
         seed: seeds the schedule (one draw per request, in arrival order).
         delay: seconds a "delay" waits before forwarding.
+        always: `{substring: kind}`: every request whose path contains the substring gets that fault
+            (an object that keeps failing however often it is retried).
         lifetime, max_requests: bounds after which the proxy stops.
     """
 
-    def __init__(self, upstream, rates, seed=0, delay=0.3, lifetime=300.0, max_requests=20000):
-        unknown = set(rates) - set(KINDS)
+    def __init__(self, upstream, rates, seed=0, delay=0.3, lifetime=300.0, max_requests=20000, always=None):
+        self.always = dict(always or {})
+        unknown = (set(rates) | set(self.always.values())) - set(KINDS)
         if unknown or sum(rates.values()) > 1:
             raise ValueError(f"bad fault rates {rates}")
         parsed = urllib.parse.urlsplit(upstream)
@@ -52,29 +55,31 @@ class FaultProxy:
         class Handler(_Handler):
             owner = proxy
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self.seen = collections.deque(maxlen=10000)  # (method, path, fault kind) of each request
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
         self._timer = threading.Timer(lifetime, self.stop)
         self._timer.daemon = True
 
-    def draw(self):
+    def draw(self, method, path):
         """The next request's fault kind, or None (forward it faithfully)."""
         with self._lock:
             self.counts["requests"] += 1
             if self.counts["requests"] >= self.max_requests:
                 threading.Thread(target=self.stop, daemon=True).start()
-            roll = self._random.random()
-            if not self.enabled:
-                return None
-            for kind in KINDS:
+            roll = self._random.random()  # drawn for every request: `always` leaves the others' schedule as it was
+            chosen = next((kind for part, kind in self.always.items() if part in path and self.enabled), None)
+            for kind in KINDS if self.enabled and chosen is None else ():
                 roll -= self.rates.get(kind, 0.0)
                 if roll < 0:
-                    self.counts[kind] += 1
-                    return kind
-            return None
+                    chosen = kind
+                    break
+            if chosen is not None:
+                self.counts[chosen] += 1
+            self.seen.append((method, path, chosen))
+            return chosen
 
     def injected(self):
         """`{kind: count}` of the faults injected so far."""
@@ -98,6 +103,13 @@ class FaultProxy:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # a client that gave up on a delayed answer resets its connection: expected here
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -146,7 +158,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _handle(self):
         body = self._body()
-        kind = self.owner.draw()
+        kind = self.owner.draw(self.command, self.path)
         if kind in ("429", "500", "503"):
             return self._error(int(kind))
         if kind == "reset_before":
