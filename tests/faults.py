@@ -14,6 +14,7 @@ import collections
 import http.client
 import http.server
 import random
+import re
 import socket
 import struct
 import threading
@@ -21,6 +22,7 @@ import time
 import urllib.parse
 
 KINDS = ("429", "500", "503", "reset_before", "reset_after", "truncate", "delay")
+LOOPBACK_URL = re.compile(rb"http://127\.0\.0\.1:\d+")
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade", "trailer",
               "content-length"}
 
@@ -70,7 +72,8 @@ class FaultProxy:
             if self.counts["requests"] >= self.max_requests:
                 threading.Thread(target=self.stop, daemon=True).start()
             roll = self._random.random()  # drawn for every request: `always` leaves the others' schedule as it was
-            chosen = next((kind for part, kind in self.always.items() if part in path and self.enabled), None)
+            forced = next((kind for part, kind in self.always.items() if part in path), None)
+            chosen = forced if self.enabled else None
             for kind in KINDS if self.enabled and chosen is None else ():
                 roll -= self.rates.get(kind, 0.0)
                 if roll < 0:
@@ -78,6 +81,7 @@ class FaultProxy:
                     break
             if chosen is not None:
                 self.counts[chosen] += 1
+                self.counts["always"] += chosen is forced  # of them, those an `always` path got
             self.seen.append((method, path, chosen))
             return chosen
 
@@ -166,6 +170,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if kind == "delay":
             time.sleep(self.owner.delay)
         status, headers, payload = self._forward(body)
+        if any(n.lower() == "content-type" and "json" in v for n, v in headers):
+            # the emulator writes its own address into an object's mediaLink when the object is made
+            # (GCS: storage.googleapis.com); point it here, or downloads would go around the proxy
+            payload = LOOPBACK_URL.sub(self.owner.url.encode(), payload)
         if kind == "reset_after":
             return self._reset()
         self.send_response(status)

@@ -78,7 +78,7 @@ def blob(path):
 def stat(path):
     """The live object with its metadata (generation, size, hashes), or None."""
     bucket, key = split(path)
-    with errors(path, "read the metadata of"):
+    with errors(path, "metadata read"):
         return client().bucket(bucket).get_blob(key, **calls())
 
 
@@ -93,7 +93,7 @@ def errors(path, action, missing="no such file"):
         if type(exc).__name__ == "NotFound":
             raise UMXError(f"{path}: {missing}") from exc
         cause = exc.__cause__ if type(exc).__name__ == "RetryError" and exc.__cause__ else exc
-        raise UMXError(f"{path}: cannot {action} it on GCS ({type(cause).__name__}: {cause}); "
+        raise UMXError(f"{path}: GCS {action} failed ({type(cause).__name__}: {cause}); "
                        f"transient errors were retried for up to {retry().timeout:g} s") from exc
 
 
@@ -185,7 +185,7 @@ class RangedReader(io.RawIOBase):
             return data
 
         try:
-            with errors(self.path, "read", missing="replaced or removed while it was read"):
+            with errors(self.path, "range read", missing="replaced or removed while it was read"):
                 return retry()(once)()
         except UMXError as exc:
             self.error = exc

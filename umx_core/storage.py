@@ -38,7 +38,7 @@ def client():
 def exists(path):
     """True if the file exists (for gs://, the object)."""
     if is_gcs(path):
-        with gcs.errors(path, "look up"):
+        with gcs.errors(path, "existence check"):
             return gcs.blob(path).exists(**gcs.calls())
     return os.path.exists(path)
 
@@ -103,7 +103,7 @@ def list_dirs(prefix):
     if is_gcs(prefix):
         bucket, key = split_gcs(prefix)
         key = key.rstrip("/") + "/" if key else ""
-        with gcs.errors(prefix, "list"):
+        with gcs.errors(prefix, "listing"):
             names = {b.name[len(key) :].split("/", 1)[0] for b in client().list_blobs(bucket, prefix=key,
                                                                                      **gcs.calls())
                      if "/" in b.name[len(key) :]}
@@ -118,7 +118,7 @@ def list_files(prefix):
     if is_gcs(prefix):
         bucket, key = split_gcs(prefix)
         key = key.rstrip("/") + "/" if key else ""
-        with gcs.errors(prefix, "list"):
+        with gcs.errors(prefix, "listing"):
             return sorted(f"gs://{bucket}/{b.name}" for b in client().list_blobs(bucket, prefix=key, **gcs.calls()))
     out = []
     for root, _, files in os.walk(prefix):
