@@ -60,13 +60,19 @@ class SeparatorModelHandler(ModelHandler):
     def run_inference(self, batch, model, inference_args=None):
         from umx_core.stream import separate_files
 
+        refused, todo = {}, []
         for track in batch:
-            storage.delete(storage.join(track.out, RECORD_NAME))  # re-separating: not complete meanwhile
+            try:  # re-separating: not complete meanwhile
+                storage.delete(storage.join(track.out, RECORD_NAME))
+                todo.append(track)
+            except (UMXError, OSError) as exc:  # storage still failing after retries: this track only
+                refused[id(track)] = failure(track.path, "write", exc, output=track.out)
         began = time.monotonic()
-        results = separate_files([t.path for t in batch], [t.out for t in batch], model, ext=self.settings.codec,
-                                 aggregate=self.settings.aggregate)
+        results = separate_files([t.path for t in todo], [t.out for t in todo], model, ext=self.settings.codec,
+                                 aggregate=self.settings.aggregate) if todo else []
         wall = time.monotonic() - began
-        return [self._finish(track, result, model, wall) for track, result in zip(batch, results)]
+        finished = {id(track): self._finish(track, result, model, wall) for track, result in zip(todo, results)}
+        return [refused.get(id(track)) or finished[id(track)] for track in batch]
 
     def _finish(self, track, result, model, wall):
         if isinstance(result, Exception):
