@@ -35,7 +35,7 @@ class FaultProxy:
         rates: `{kind: probability}` over `KINDS`; what remains is forwarded faithfully.
         seed: seeds the schedule (one draw per request, in arrival order).
         delay: seconds a "delay" waits before forwarding.
-        always: `{substring: kind}`: every request whose path contains the substring gets that fault
+        always: `{regex: kind}`: every request whose path (with its query) matches gets that fault
             (an object that keeps failing however often it is retried).
         lifetime, max_requests: bounds after which the proxy stops.
     """
@@ -72,7 +72,7 @@ class FaultProxy:
             if self.counts["requests"] >= self.max_requests:
                 threading.Thread(target=self.stop, daemon=True).start()
             roll = self._random.random()  # drawn for every request: `always` leaves the others' schedule as it was
-            forced = next((kind for part, kind in self.always.items() if part in path), None)
+            forced = next((kind for pattern, kind in self.always.items() if re.search(pattern, path)), None)
             chosen = forced if self.enabled else None
             for kind in KINDS if self.enabled and chosen is None else ():
                 roll -= self.rates.get(kind, 0.0)

@@ -15,6 +15,7 @@ from tests.pipelines.conftest import RATE, failure_records, run_summary
 from umx_core import gcs, storage
 
 GOOD, BROKEN, STUCK = 30, ("empty.wav", "text.wav", "truncated.flac", "nan.wav"), "t07.wav"
+UNWRITABLE = "t11.wav"  # its output's record can be neither read nor removed
 FAULTS = {"429": 0.02, "500": 0.01, "503": 0.02, "reset_before": 0.015, "reset_after": 0.01, "truncate": 0.015,
           "delay": 0.01}  # 10% of requests
 
@@ -67,37 +68,41 @@ def test_catalog_over_faulty_gcs_equals_a_fault_free_run(gcs_emulator, tiny_mode
     monkeypatch.setattr(gcs, "RETRY", DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.3).with_timeout(10))
     monkeypatch.setattr(gcs, "TIMEOUT", (5.0, 5.0))
     upstream = os.environ["STORAGE_EMULATOR_HOST"]
-    # and one track whose every request fails, however often it is retried
-    with FaultProxy(upstream, FAULTS, seed=15, delay=0.1, lifetime=600, always={STUCK: "503"}) as proxy:
+    # and one track whose every request fails, however often it is retried, and one whose record does
+    always = {STUCK: "503", "out(/|%2F)good(/|%2F)t11(/|%2F)separation": "503"}
+    with FaultProxy(upstream, FAULTS, seed=15, delay=0.1, lifetime=600, always=always) as proxy:
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
         _job(source, f"{root}/out", tiny_model, "faulty")
         injected, requests, stuck_requests = proxy.injected(), proxy.counts["requests"], proxy.counts["always"]
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", upstream)
-    print(f"\ninjected {injected} in {requests} requests ({stuck_requests} of the 503s: the stuck track's)")
+    print(f"\ninjected {injected} in {requests} requests ({stuck_requests} of the 503s: the stuck paths')")
     assert set(injected) == set(FAULTS) and stuck_requests >= 2  # the stuck track was retried
     assert sum(injected.values()) - stuck_requests >= 0.07 * (requests - stuck_requests)
 
     summary = run_summary(f"{root}/out", "faulty")
     assert (summary["found"], summary["separated"], summary["failed"], summary["skipped"]) == (
-        GOOD + len(BROKEN), GOOD - 1, len(BROKEN) + 1, 0)
+        GOOD + len(BROKEN), GOOD - 2, len(BROKEN) + 2, 0)
     failed = {os.path.basename(r["path"]): r for r in failure_records(f"{root}/out", "faulty")}
-    assert sorted(failed) == sorted((*BROKEN, STUCK)) and all(r["stage"] == "decode" for r in failed.values())
+    assert sorted(failed) == sorted((*BROKEN, STUCK, UNWRITABLE))
+    assert {name: r["stage"] for name, r in failed.items()} == {**{n: "decode" for n in (*BROKEN, STUCK)},
+                                                                UNWRITABLE: "write"}
     assert "GCS metadata read failed (ServiceUnavailable" in failed[STUCK]["error"]
+    assert "separation.json: GCS delete failed (ServiceUnavailable" in failed[UNWRITABLE]["error"]
     stems, records = _stems(f"{root}/out")
-    stuck = "good/" + STUCK[: -len(".wav")]
+    stuck = {"good/" + name[: -len(".wav")] for name in (STUCK, UNWRITABLE)}
     # every other stem whole and equal to the fault-free run's; no .part objects
-    _same_stems(stems, {rel: data for rel, data in reference.items() if not rel.startswith(stuck + "/")})
-    assert sorted(records) == sorted(set(reference_records) - {stuck})
+    _same_stems(stems, {rel: data for rel, data in reference.items() if rel.rsplit("/", 1)[0] not in stuck})
+    assert sorted(records) == sorted(set(reference_records) - stuck)
     for folder, record in records.items():  # a record only beside every stem it names
         assert all(storage.exists(path) for path in record["stems"].values()), folder
 
-    # the same run again over the faults: what was done is skipped, the stuck track is repaired
+    # the same run again over the faults: what was done is skipped, the stuck tracks are repaired
     with FaultProxy(upstream, FAULTS, seed=16, delay=0.1, lifetime=600) as proxy:
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
         _job(source, f"{root}/out", tiny_model, "again")
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", upstream)
     again = run_summary(f"{root}/out", "again")
-    assert (again["skipped"], again["separated"], again["failed"]) == (GOOD - 1, 1, len(BROKEN))
+    assert (again["skipped"], again["separated"], again["failed"]) == (GOOD - 2, 2, len(BROKEN))
     _same_stems(_stems(f"{root}/out")[0], reference)
 
 
