@@ -4,7 +4,9 @@ It forwards every request to the emulator and, by a seeded schedule, answers som
 429/500/503 (the emulator never sees them), resets some connections before forwarding (the request
 is lost) or after (the emulator acted, the client never hears of it: what makes a retried write
 unsafe), cuts some response bodies short (the headers promise more bytes than arrive, as when a
-connection dies mid-download) and delays some. `counts` says what it injected.
+connection dies mid-download) and delays some. `counts` says what it injected. "short" sends half
+the body under a Content-Length that says so: a loss no HTTP layer can see, only a checksum or the
+length a range read expected.
 
 It stops by itself after `lifetime` seconds or `max_requests` requests (then it refuses
 connections), so a test that hangs cannot keep it alive.
@@ -21,7 +23,7 @@ import threading
 import time
 import urllib.parse
 
-KINDS = ("429", "500", "503", "reset_before", "reset_after", "truncate", "delay")
+KINDS = ("429", "500", "503", "reset_before", "reset_after", "truncate", "delay", "short")
 LOOPBACK_URL = re.compile(rb"http://127\.0\.0\.1:\d+")
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade", "trailer",
               "content-length"}
@@ -180,6 +182,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         for name, value in headers:
             if name.lower() not in HOP_BY_HOP:
                 self.send_header(name, value)
+        if kind == "short":
+            payload = payload[: len(payload) // 2]
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if kind == "truncate" and self.command != "HEAD":

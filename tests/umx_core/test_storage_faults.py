@@ -141,6 +141,13 @@ def test_bodies_cut_short_are_retried_or_fail_naming_the_path(faulty, gcs_emulat
     for read in (storage.read_bytes, lambda p: storage.open_read(p).read()):
         with pytest.raises(UMXError, match=f"{path}: GCS (metadata )?read failed"):
             read(path)
+    # half the body under a Content-Length that says so: the checksum (whole reads) or the length a
+    # range read expected catches it
+    faulty({}, always={"alt=media": "short"})
+    with pytest.raises(UMXError, match=f"{path}: GCS read failed .*DataCorruption"):
+        storage.read_bytes(path)
+    with pytest.raises(UMXError, match=f"{path}: GCS range read failed .*ShortRead"):
+        storage.open_read(path).read(100)
 
 
 # soundfile reads through a C callback, which reports the storage error as "ignored" (the Reader re-raises it)
