@@ -60,27 +60,37 @@ class SeparatorModelHandler(ModelHandler):
     def run_inference(self, batch, model, inference_args=None):
         from umx_core.stream import separate_files
 
+        refused, todo = {}, []
         for track in batch:
-            storage.delete(storage.join(track.out, RECORD_NAME))  # re-separating: not complete meanwhile
+            try:  # re-separating: not complete meanwhile
+                storage.delete(storage.join(track.out, RECORD_NAME))
+                todo.append(track)
+            except (UMXError, OSError) as exc:  # storage still failing after retries: this track only
+                refused[id(track)] = failure(track.path, "write", exc, output=track.out)
         began = time.monotonic()
-        results = separate_files([t.path for t in batch], [t.out for t in batch], model, ext=self.settings.codec,
-                                 aggregate=self.settings.aggregate)
+        results = separate_files([t.path for t in todo], [t.out for t in todo], model, ext=self.settings.codec,
+                                 aggregate=self.settings.aggregate) if todo else []
         wall = time.monotonic() - began
-        return [self._finish(track, result, model, wall) for track, result in zip(batch, results)]
+        finished = {id(track): self._finish(track, result, model, wall) for track, result in zip(todo, results)}
+        return [refused.get(id(track)) or finished[id(track)] for track in batch]
 
     def _finish(self, track, result, model, wall):
         if isinstance(result, Exception):
             return failure(track.path, getattr(result, "stage", "separate"), result, output=track.out)
         downmixed = any(note.startswith("downmixed") for note in result.notes)
         record = {
-            "input": track.path, "input_checksum": None, "duration_seconds": result.duration, "stems": result.stems,
+            "input": track.path, "input_identity": track.identity, "input_checksum": None,
+            "duration_seconds": result.duration, "stems": result.stems,
             "fingerprint": self.fingerprint, "model": self.model, "model_digest": self.model_digest,
             "parameters": self.settings.output_fields(), "code_version": code_version(), "notes": result.notes,
             "sample_rate": int(model.sample_rate),
             "separated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         try:
-            record["input_checksum"] = storage.checksum(track.path)
+            checksum = storage.checksum(track.path)
+            # replaced while it was separated: the checksum is not of these stems' input, and the
+            # planned identity no longer matches either, so the next run separates it again
+            record["input_checksum"] = checksum if storage.identity(track.path) == track.identity else None
             storage.write_bytes(storage.join(track.out, RECORD_NAME), json.dumps(record, indent=2).encode())
         except (UMXError, OSError) as exc:
             return failure(track.path, "write", exc, output=track.out)

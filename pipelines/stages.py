@@ -43,6 +43,7 @@ class TrackJob:
     path: str
     out: str
     seconds: float = 0.0
+    identity: dict = None  # `storage.identity` of the input when it was planned
 
 
 def fingerprint(settings_fields, model_digest):
@@ -173,16 +174,30 @@ class Plan(beam.DoFn):
                     path, "output", f"{path}: its stems would go to {out}, which holds the stems of "
                                     f"{record['input']}; rename one, or pass --overwrite to replace them", output=out))
                 return
-            if record.get("fingerprint") == self.fingerprint:
+        try:
+            identity = storage.identity(path)
+            if isinstance(record, dict) and record.get("fingerprint") == self.fingerprint and \
+                    same_input(record, path, identity):
                 count("skipped")
                 yield beam.pvalue.TaggedOutput("skipped", {"path": path, "status": "skipped"})
                 return
-        try:
             seconds = audio.info(path).duration
         except UMXError as exc:
             yield beam.pvalue.TaggedOutput("failed", failure(path, "decode", exc, output=out))
             return
-        yield TrackJob(path, out, seconds)
+        yield TrackJob(path, out, seconds, identity)
+
+
+def same_input(record, path, identity):
+    """Whether the input is still the one the record's stems came from: its cheap identity (gs://
+    generation and size, local size and mtime) first; when that differs (a touched or copied file),
+    the full checksum, if the record holds one. A record that says neither is not trusted."""
+    if record.get("input_identity") == identity:
+        return True
+    if not record.get("input_checksum"):
+        return False
+    count("input_checksums")
+    return storage.checksum(path) == record["input_checksum"]
 
 
 class Summarize(beam.CombineFn):

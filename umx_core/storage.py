@@ -5,11 +5,11 @@ which honours `STORAGE_EMULATOR_HOST` (tests run gcp-storage-emulator on loopbac
 """
 
 import contextlib
-import functools
 import os
 import shutil
 import tempfile
 
+from umx_core import gcs
 from umx_core.errors import UMXError
 
 
@@ -20,10 +20,7 @@ def is_gcs(path):
 
 def split_gcs(path):
     """`gs://bucket/key` -> (bucket, key)."""
-    bucket, _, key = str(path)[len("gs://") :].partition("/")
-    if not bucket:
-        raise UMXError(f"{path}: not a gs://bucket/... path")
-    return bucket, key
+    return gcs.split(path)
 
 
 def join(base, *parts):
@@ -33,51 +30,35 @@ def join(base, *parts):
     return os.path.join(base, *parts)
 
 
-@functools.lru_cache(maxsize=None)
-def _client(emulator):
-    from google.cloud import storage
-
-    if emulator:
-        from google.auth.credentials import AnonymousCredentials
-
-        return storage.Client(project="emulator", credentials=AnonymousCredentials())
-    return storage.Client()
-
-
 def client():
     """A google-cloud-storage client (anonymous against an emulator)."""
-    return _client(os.environ.get("STORAGE_EMULATOR_HOST", ""))
-
-
-def _blob(path):
-    bucket, key = split_gcs(path)
-    return client().bucket(bucket).blob(key)
+    return gcs.client()
 
 
 def exists(path):
     """True if the file exists (for gs://, the object)."""
-    return _blob(path).exists() if is_gcs(path) else os.path.exists(path)
+    if is_gcs(path):
+        with gcs.errors(path, "existence check"):
+            return gcs.blob(path).exists(**gcs.calls())
+    return os.path.exists(path)
 
 
 def read_bytes(path):
     """The whole file as bytes; UMXError naming the path if it is missing."""
+    if is_gcs(path):
+        with gcs.errors(path, "read"):  # checked against the object's CRC32C (or MD5): never short
+            return gcs.blob(path).download_as_bytes(checksum="auto", **gcs.calls())
     try:
-        if is_gcs(path):
-            return _blob(path).download_as_bytes()
         with open(path, "rb") as f:
             return f.read()
     except (FileNotFoundError, IsADirectoryError) as exc:
         raise UMXError(f"{path}: no such file") from exc
-    except Exception as exc:
-        if type(exc).__name__ == "NotFound":
-            raise UMXError(f"{path}: no such file") from exc
-        raise
 
 
 def write_bytes(path, data):
-    """Write `data` to `path` (parents created locally; a single upload on gs://)."""
+    """Write `data` to `path` (parents created locally; on gs:// one upload, whole or not at all)."""
     if is_gcs(path):
-        _blob(path).upload_from_string(data)
+        gcs.upload(path, data=data)
         return
 
     def write(tmp):
@@ -107,11 +88,10 @@ def open_read(path):
     in requests of `READ_CHUNK` bytes.
     """
     if is_gcs(path):
-        bucket, key = split_gcs(path)
-        blob = client().bucket(bucket).get_blob(key)  # one request; its size serves seeks from the end
+        blob = gcs.stat(path)  # one request; its size serves seeks, its generation pins every range read
         if blob is None:
             raise UMXError(f"{path}: no such file")
-        return blob.open("rb", chunk_size=READ_CHUNK)
+        return gcs.RangedReader(path, blob, READ_CHUNK)
     try:
         return open(path, "rb")
     except (FileNotFoundError, IsADirectoryError) as exc:
@@ -123,8 +103,10 @@ def list_dirs(prefix):
     if is_gcs(prefix):
         bucket, key = split_gcs(prefix)
         key = key.rstrip("/") + "/" if key else ""
-        names = {b.name[len(key) :].split("/", 1)[0] for b in client().list_blobs(bucket, prefix=key)
-                 if "/" in b.name[len(key) :]}
+        with gcs.errors(prefix, "listing"):
+            names = {b.name[len(key) :].split("/", 1)[0] for b in client().list_blobs(bucket, prefix=key,
+                                                                                     **gcs.calls())
+                     if "/" in b.name[len(key) :]}
         return sorted(names)
     if not os.path.isdir(prefix):
         raise UMXError(f"{prefix}: no such directory")
@@ -136,7 +118,8 @@ def list_files(prefix):
     if is_gcs(prefix):
         bucket, key = split_gcs(prefix)
         key = key.rstrip("/") + "/" if key else ""
-        return sorted(f"gs://{bucket}/{b.name}" for b in client().list_blobs(bucket, prefix=key))
+        with gcs.errors(prefix, "listing"):
+            return sorted(f"gs://{bucket}/{b.name}" for b in client().list_blobs(bucket, prefix=key, **gcs.calls()))
     out = []
     for root, _, files in os.walk(prefix):
         out.extend(os.path.join(root, f) for f in files)
@@ -146,7 +129,7 @@ def list_files(prefix):
 def upload_file(path, target):
     """Copy one local file to `target` (local or gs://); a local copy appears whole or not at all."""
     if is_gcs(target):
-        _blob(target).upload_from_filename(path)
+        gcs.upload(target, filename=path)
         return
     _write_local(target, lambda tmp: shutil.copyfile(path, tmp))
 
@@ -174,27 +157,46 @@ def local_dir(path):
         for f in files:
             target = os.path.join(tmp, f[len(base) :])
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            _blob(f).download_to_filename(target)
+            with gcs.errors(f, "download"):
+                gcs.blob(f).download_to_filename(target, checksum="auto", **gcs.calls())
         yield tmp
 
 
 def delete(path):
     """Remove a file if it exists (local or gs://)."""
     if is_gcs(path):
-        try:  # one request; a missing object is not an error here
-            _blob(path).delete()
-        except Exception as exc:
-            if type(exc).__name__ != "NotFound":
+        try:  # one request (a retry whose first try landed finds nothing: fine)
+            with gcs.errors(path, "delete"):
+                gcs.blob(path).delete(**gcs.calls())
+        except UMXError as exc:
+            if "no such file" not in str(exc):
                 raise
     elif os.path.exists(path):
         os.remove(path)
 
 
+def identity(path):
+    """What changes whenever a file's content is replaced, read from metadata alone (no download):
+    `{"generation", "size"}` for gs:// (a new object gets a new generation), `{"size", "mtime_ns"}`
+    locally. UMXError naming the path if it is missing."""
+    if is_gcs(path):
+        blob = gcs.stat(path)
+        if blob is None:
+            raise UMXError(f"{path}: no such file")
+        return {"generation": int(blob.generation), "size": int(blob.size)}
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError as exc:
+        raise UMXError(f"{path}: no such file") from exc
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
 def checksum(path):
     """A content digest without downloading twice: `md5:<hex>` from gs:// metadata, `sha256:<hex>` locally."""
     if is_gcs(path):
-        blob = _blob(path)
-        blob.reload()
+        blob = gcs.stat(path)
+        if blob is None:
+            raise UMXError(f"{path}: no such file")
         if blob.md5_hash:
             import base64
 

@@ -11,6 +11,7 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 
 from pipelines.stages import ClaimFolders, ExpandInputs, Plan, TrackJob, fingerprint
 from tests.pipelines.conftest import write_audio
+from umx_core import storage
 
 
 def _keep(element, folder):
@@ -77,10 +78,11 @@ def test_plan_skips_complete_refuses_another_inputs_folder_and_probes_the_rest(t
         if record is not None:
             os.makedirs(out)
             with open(os.path.join(out, "separation.json"), "w") as f:
-                json.dump({"input": path, **record}, f)
+                json.dump({"input": path, "input_identity": storage.identity(path), **record}, f)
         tracks[name] = (path, out)
     result = run_dofn(Plan(fp, overwrite=False), list(tracks.values()), ["skipped", "failed"])
-    assert sorted(result["main"], key=str) == sorted((TrackJob(*tracks[n], 0.5) for n in ("stale", "new")), key=str)
+    assert sorted(result["main"], key=str) == sorted(
+        (TrackJob(*tracks[n], 0.5, storage.identity(tracks[n][0])) for n in ("stale", "new")), key=str)
     assert [r["path"] for r in result["skipped"]] == [tracks["done"][0]]
     (taken,) = result["failed"]
     assert taken["stage"] == "output" and "elsewhere.wav" in taken["error"] and "--overwrite" in taken["error"]

@@ -52,6 +52,7 @@ class Reader:
             self._file = sf.SoundFile(self._handle)
         except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
             self._handle.close()
+            self._storage_failed()
             raise UMXError(f"{self.label}: not a readable audio file ({exc})") from exc
         self.rate, self.channels = int(self._file.samplerate), int(self._file.channels)
         self.format = self._file.format
@@ -73,13 +74,21 @@ class Reader:
             self._file.seek(self.offset + lo)
             data = self._file.read(hi - lo, dtype="float32", always_2d=True)
         except Exception as exc:
+            self._storage_failed()
             raise UMXError(f"{self.label}: cannot decode samples at {lo / self.rate:.1f} s ({exc})") from exc
+        self._storage_failed()
         if data.shape[0] != hi - lo:
             raise UMXError(f"{self.label}: ends at {(self.offset + lo + data.shape[0]) / self.rate:.1f} s, "
                            f"before its header's length (truncated file?)")
         if not np.isfinite(data).all():
             raise UMXError(f"{self.label}: NaN or infinite samples near {(self.offset + lo) / self.rate:.1f} s")
         return np.ascontiguousarray(data.T)
+
+    def _storage_failed(self):
+        """Raise the storage error a gs:// read hit (the decoder, calling from C, saw only an early end)."""
+        error = getattr(self._handle, "error", None)
+        if error is not None:
+            raise UMXError(str(error)) from error  # it names the gs:// path
 
     def reflect(self, lo, hi, pad):
         """Samples `[lo, hi)` of the track reflect-padded by `pad` (torch's reflect), as the Separator pads."""
