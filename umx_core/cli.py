@@ -134,8 +134,10 @@ def main(argv=None):
         return 2
     if args.no_cuda:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    from umx_core import xla_cache
     from umx_core.console import quiet_tensorflow
 
+    xla_cache.enable()  # compiled programs reused by the next run
     quiet_tensorflow(args.verbose)
     from umx_core import storage
     from umx_core.outputs import output_name
