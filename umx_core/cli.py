@@ -29,7 +29,8 @@ def build_parser():
                "licence), downloaded once. umx --list-models shows them all.")
     parser.add_argument("input", nargs="*", help="audio files, folders or glob patterns (local or gs://)")
     parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"model name, separator directory, training run folder, or gs:// path (default: {DEFAULT_MODEL})")
+                        help=f"model name, separator directory, training run folder, or gs:// path "
+                             f"(default: {DEFAULT_MODEL})")
     parser.add_argument("--targets", nargs="+", help=fields.help_text("targets"))
     parser.add_argument("--outdir", help="output folder; stems go to OUTDIR/<input name>/<stem>.<ext> "
                                          "(default: ./<input name>_<model>/)")
