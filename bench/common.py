@@ -51,3 +51,30 @@ def best_time(fn, repeats=3):
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def network_flop_per_second(separator):
+    """FLOP the separator's network needs per second of audio (multiply-adds counted as 2), from its
+    layer sizes: fc1, the LSTM input projections and recurrences, fc2 and fc3, for every target."""
+    total = 0.0
+    for layer in separator.model.joint.filter_layers:
+        hidden, channels, max_bin, bins = layer.hidden_size, layer.nb_channels, layer.max_bin, layer.nb_bins
+        directions = 1 if layer.unidirectional else 2
+        cell = hidden // directions
+        per_frame = 2 * channels * max_bin * hidden  # fc1
+        per_frame += layer.nb_layers * directions * 2 * hidden * 4 * cell  # LSTM input projections
+        per_frame += layer.nb_layers * directions * 2 * cell * 4 * cell  # LSTM recurrences
+        per_frame += 2 * 2 * hidden * hidden + 2 * hidden * bins * channels  # fc2 (skip concat), fc3
+        total += per_frame
+    return total * separator.sample_rate / separator.n_hop
+
+
+def matmul_flop_rate(size=2048, repeats=5):
+    """The machine's float32 matmul rate (FLOP/s) with TensorFlow on the benchmark's threads."""
+    import tensorflow as tf
+
+    a = tf.random.normal((size, size))
+    b = tf.random.normal((size, size))
+    run = tf.function(lambda: tf.linalg.matmul(a, b))
+    seconds = best_time(lambda: run().numpy(), repeats)
+    return 2 * size ** 3 / seconds

@@ -9,7 +9,7 @@ the ratio ours / openunmix.
 
 import argparse
 
-from common import RATE, THREADS, best_time, limit_threads, umxhq_size_models
+from common import RATE, THREADS, best_time, limit_threads, matmul_flop_rate, network_flop_per_second, umxhq_size_models
 
 
 def main():
@@ -32,6 +32,7 @@ def main():
     torch_audio = torch.from_numpy(audio)
     print(f"{args.seconds:.0f} s stereo, 4 targets, umxhq size, {THREADS} threads each; "
           "real-time factor (higher is faster)")
+    rate = matmul_flop_rate()
     for niter in args.niter:
         reference = TorchSeparator(models, niter=niter).eval()
         ours = separator_from_openunmix({k: m.state_dict() for k, m in models.items()}, niter=niter,
@@ -46,10 +47,12 @@ def main():
         with torch.no_grad():
             expected = reference(torch_audio).numpy()
         error = np.linalg.norm(ours(audio) - expected) / np.linalg.norm(expected)
+        roofline = rate / network_flop_per_second(ours)  # real time the network allows at the matmul rate
         print(
             f"niter={niter}: openunmix {args.seconds / t_ref:5.1f}x ({t_ref:.2f} s)  "
             f"umx_core {args.seconds / t_ours:5.1f}x ({t_ours:.2f} s)  ratio {t_ref / t_ours:.2f}  "
-            f"rel. difference {error:.1e}"
+            f"rel. difference {error:.1e}  roofline {roofline:.1f}x ({args.seconds / t_ours / roofline:.0%} of it; "
+            f"matmul {rate / 1e9:.0f} GFLOP/s, network {network_flop_per_second(ours) / 1e9:.2f} GFLOP per s)"
         )
 
 

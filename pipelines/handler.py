@@ -44,8 +44,10 @@ class SeparatorModelHandler(ModelHandler):
         self.model_digest, self.batch_seconds = model_digest, float(batch_seconds)
 
     def load_model(self):
+        from umx_core import xla_cache
         from umx_core.console import quiet_tensorflow
 
+        xla_cache.enable()  # the worker's other SDK processes, and later bundles, reuse compiled programs
         quiet_tensorflow()
         _configure_gpus()
         from umx_core.pretrained import load_separator

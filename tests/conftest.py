@@ -16,6 +16,8 @@ sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# compiled XLA programs of the commands the tests start go to a scratch folder, not the user's cache
+os.environ.setdefault("UMX_XLA_CACHE", os.path.join(__import__("tempfile").mkdtemp(prefix="umx-xla-"), "xla"))
 
 TARGETS = ("vocals", "drums", "bass")
 

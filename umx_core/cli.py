@@ -29,7 +29,8 @@ def build_parser():
                "licence), downloaded once. umx --list-models shows them all.")
     parser.add_argument("input", nargs="*", help="audio files, folders or glob patterns (local or gs://)")
     parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"model name, separator directory, training run folder, or gs:// path (default: {DEFAULT_MODEL})")
+                        help=f"model name, separator directory, training run folder, or gs:// path "
+                             f"(default: {DEFAULT_MODEL})")
     parser.add_argument("--targets", nargs="+", help=fields.help_text("targets"))
     parser.add_argument("--outdir", help="output folder; stems go to OUTDIR/<input name>/<stem>.<ext> "
                                          "(default: ./<input name>_<model>/)")
@@ -134,8 +135,10 @@ def main(argv=None):
         return 2
     if args.no_cuda:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    from umx_core import xla_cache
     from umx_core.console import quiet_tensorflow
 
+    xla_cache.enable()  # compiled programs reused by the next run
     quiet_tensorflow(args.verbose)
     from umx_core import storage
     from umx_core.outputs import output_name
