@@ -27,6 +27,12 @@ EVAL = [
     "matplotlib==3.11.2",
 ]
 
+# `python -m training.synthesize --renderer fluidsynth`: effects on the rendered stems and the voice
+RENDER = [
+    "pedalboard==0.9.26",
+    "scipy==1.17.1",
+]
+
 # Test references. The `openunmix` package is installed by the Makefile with --no-deps:
 # its torchaudio dependency has no CPU build here, and the tests stub that import.
 TEST = [
@@ -39,7 +45,7 @@ TEST = [
     "pdoc==16.0.0",
     # parses the Terraform under infra/ in the tests
     "python-hcl2==8.1.4",
-] + EVAL
+] + EVAL + RENDER
 
 setup(
     name="umx-tf",
@@ -48,7 +54,7 @@ setup(
     packages=find_packages(include=["umx_core", "umx_core.*", "training", "training.*", "pipelines", "pipelines.*"]),
     python_requires=">=3.11,<3.12",
     install_requires=RUNTIME,
-    extras_require={"test": TEST, "eval": EVAL},
+    extras_require={"test": TEST, "eval": EVAL, "render": RENDER},
     package_data={"training": ["profiles/*.json"], "umx_core": ["models/*/*", "models/*/*/*"]},
     entry_points={"console_scripts": ["umx=umx_core.cli:main"]},
     license="MIT",

@@ -1,8 +1,7 @@
 """Rebuild the bundled example audio (examples/audio/): three short songs, mixtures only.
 
-Rendered like the demo models' data (General MIDI through fluidsynth: Debian packages
-`fluidsynth fluid-soundfont-gm`) from a seed the training and test data never use, so the
-demo models have not heard them. Stored as FLAC, MP3 and Ogg to exercise the decoders.
+Rendered like the demo models' data (`training.render`: the Debian packages `make system-deps`
+installs) from a seed the training and test data never use, so the demo models have not heard them. Stored as FLAC, MP3 and Ogg to exercise the decoders.
 
     .venv/bin/python examples/make_audio.py
 """

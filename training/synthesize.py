@@ -6,13 +6,17 @@ Two renderers:
 
 - `numpy` (default, no system packages; what the tests use): each target has its own kind
   of sound (a vibrato voice, noise-burst drums, a low bass line, plucked harmonic tones).
-- `fluidsynth`: songs arranged for real General MIDI instruments (`training/render.py`);
-  targets from vocals, bass, drums, guitar, other, accompaniment.
+- `fluidsynth`: songs in many styles, played by General MIDI soundfonts through fluidsynth, with a
+  sung vocal line and per-stem effects (`training/render/`); targets from vocals, bass, drums,
+  guitar, other, accompaniment. `--ood-tracks` adds a `test-ood/` split rendered only with the
+  held-out styles and soundfont.
 
-The same seed gives the same files.
+`--from ROOT` regroups an existing dataset instead of rendering (e.g. a 5-stem one into vocals +
+accompaniment). `--jobs` renders tracks in parallel processes. The same seed gives the same files.
 """
 
 import argparse
+import multiprocessing
 import os
 
 import numpy as np
@@ -69,11 +73,12 @@ def _numpy_stems(targets, seed, index, duration, rate):
 
 
 def synthesize(out, tracks=8, targets=("vocals", "drums", "bass", "other"), duration=10.0, rate=44100,
-               valid_fraction=0.25, seed=0, renderer="numpy", test_tracks=0):
+               valid_fraction=0.25, seed=0, renderer="numpy", test_tracks=0, ood_tracks=0, jobs=1):
     """Write a stereo dataset; returns the list of track folders written.
 
     Tracks `0 .. tracks-1` go to train/ and valid/ (the last `valid_fraction`), then
-    `test_tracks` more to test/, held out from both.
+    `test_tracks` more to test/, held out from both, then (fluidsynth only) `ood_tracks` to
+    test-ood/, rendered with the styles and soundfont that no other split uses.
     """
     if renderer == "fluidsynth":
         from training import render
@@ -81,19 +86,58 @@ def synthesize(out, tracks=8, targets=("vocals", "drums", "bass", "other"), dura
         render.targets_supported(targets)
     elif renderer != "numpy":
         raise ValueError(f"renderer must be 'numpy' or 'fluidsynth', got {renderer!r}")
-    written = []
+    elif ood_tracks:
+        raise ValueError("an out-of-distribution split needs the fluidsynth renderer")
     nb_valid = max(1, int(round(tracks * valid_fraction))) if tracks > 1 else 0
-    for index in range(tracks + test_tracks):
-        split = "test" if index >= tracks else "valid" if index >= tracks - nb_valid else "train"
-        folder = os.path.join(out, split, f"track{index:04d}")
-        os.makedirs(folder, exist_ok=True)
-        if renderer == "numpy":
-            stems = _numpy_stems(targets, seed, index, duration, rate)
-        else:
-            stems = render.stems_for(targets, render.render_track(seed, index, duration, rate))
-        for target, stereo in stems.items():
-            sf.write(os.path.join(folder, f"{target}.wav"), stereo.astype(np.float32), rate, subtype="PCM_16")
-        written.append(folder)
+    jobs_args = []
+    for index in range(tracks + test_tracks + ood_tracks):
+        split = ("test-ood" if index >= tracks + test_tracks else "test" if index >= tracks
+                 else "valid" if index >= tracks - nb_valid else "train")
+        jobs_args.append((os.path.join(out, split, f"track{index:04d}"), split, index, tuple(targets), seed,
+                          duration, rate, renderer))
+    if jobs > 1:
+        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+            return list(pool.imap(_write_track, jobs_args))
+    return [_write_track(a) for a in jobs_args]
+
+
+def _write_track(job):
+    """Render and write one track folder (a module-level function, so a process pool can run it)."""
+    folder, split, index, targets, seed, duration, rate, renderer = job
+    os.makedirs(folder, exist_ok=True)
+    if renderer == "numpy":
+        stems = _numpy_stems(targets, seed, index, duration, rate)
+    else:
+        from training import render
+
+        stems = render.stems_for(targets, render.render_track(seed, index, duration, rate, split))
+    for target, stereo in stems.items():
+        sf.write(os.path.join(folder, f"{target}.wav"), stereo.astype(np.float32), rate, subtype="PCM_16")
+    return folder
+
+
+def regroup(source, out, targets):
+    """Write `source`'s tracks again with other targets (`accompaniment`: every stem but vocals).
+
+    Returns the list of track folders written.
+    """
+    from training import render
+
+    written = []
+    for split in sorted(os.listdir(source)):
+        for track in sorted(os.listdir(os.path.join(source, split))):
+            folder = os.path.join(source, split, track)
+            if not os.path.isdir(folder):
+                continue
+            parts, rate = {}, None
+            for name in sorted(os.listdir(folder)):
+                if name.endswith(".wav"):
+                    parts[name[:-4]], rate = sf.read(os.path.join(folder, name), dtype="float32", always_2d=True)
+            target_dir = os.path.join(out, split, track)
+            os.makedirs(target_dir, exist_ok=True)
+            for target, stereo in render.stems_for(targets, parts).items():
+                sf.write(os.path.join(target_dir, f"{target}.wav"), stereo, rate, subtype="PCM_16")
+            written.append(target_dir)
     return written
 
 
@@ -106,14 +150,22 @@ def main(argv=None):
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per track")
     parser.add_argument("--rate", type=int, default=44100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--valid-fraction", type=float, default=0.25, help="share of --tracks written to valid/")
     parser.add_argument("--test-tracks", type=int, default=0, help="extra held-out tracks written to test/")
+    parser.add_argument("--ood-tracks", type=int, default=0,
+                        help="extra tracks in held-out styles and soundfont, written to test-ood/ (fluidsynth)")
     parser.add_argument("--renderer", choices=("numpy", "fluidsynth"), default="numpy",
                         help="numpy tones (no system packages) or General MIDI songs through fluidsynth")
+    parser.add_argument("--jobs", type=int, default=1, help="tracks rendered in parallel processes")
+    parser.add_argument("--from", dest="source", help="regroup this dataset into --targets instead of rendering")
     args = parser.parse_args(argv)
-    folders = synthesize(args.out, args.tracks, args.targets, args.duration, args.rate, seed=args.seed,
-                         renderer=args.renderer, test_tracks=args.test_tracks)
+    if args.source:
+        folders = regroup(args.source, args.out, args.targets)
+    else:
+        folders = synthesize(args.out, args.tracks, args.targets, args.duration, args.rate, args.valid_fraction,
+                             args.seed, renderer=args.renderer, test_tracks=args.test_tracks,
+                             ood_tracks=args.ood_tracks, jobs=args.jobs)
     print(f"wrote {len(folders)} tracks x {len(args.targets)} targets to {args.out}")
-
 
 if __name__ == "__main__":
     main()

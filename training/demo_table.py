@@ -1,0 +1,82 @@
+"""The README's demo-model table from the shipped models' scores: `python -m training.demo_table README MODEL...`.
+
+Each model folder holds `evaluation.json` (the in-distribution test split) and
+`evaluation-ood.json` (the out-of-distribution one), as `make demo-models` writes them. The
+table replaces what stands between the `<!-- demo-table -->` and `<!-- /demo-table -->` lines.
+"""
+
+import json
+import os
+import sys
+
+from umx_core.errors import UMXError
+
+START, END = "<!-- demo-table -->", "<!-- /demo-table -->"
+COLUMNS = ("model", "mixture", "irm")
+
+
+def _scores(folder, name):
+    with open(os.path.join(folder, name)) as f:
+        return json.load(f)["median"]
+
+
+def _cell(value, bold=False):
+    if value is None:
+        return "n/a"
+    return f"**{value:.1f}**" if bold else f"{value:.1f}"
+
+
+def table(folders):
+    """Markdown rows: per model and target, median SDR in and out of distribution with both baselines."""
+    head = ("| model | target | SDR test | mixture | IRM | SDR out-of-distribution | mixture | IRM |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- |")
+    rows = [head]
+    for folder in folders:
+        name = os.path.basename(os.path.normpath(folder))
+        with open(os.path.join(folder, "separator.json")) as f:
+            version = json.load(f).get("code_version", "?")
+        splits = [_scores(folder, "evaluation.json"), _scores(folder, "evaluation-ood.json")]
+        targets = list(splits[0]["model"])
+        means = [[] for _ in range(6)]
+        for target in targets:
+            values = [split[c][target]["SDR"] for split in splits for c in COLUMNS]
+            for column, v in zip(means, values):
+                if v is not None:
+                    column.append(v)
+            rows.append(f"| `{name}` | {target} | " + " | ".join(_cell(v, i % 3 == 0) for i, v in enumerate(values))
+                        + " |")
+        if len(targets) > 2:
+            rows.append(f"| `{name}` | *mean* | " + " | ".join(
+                _cell(sum(c) / len(c) if c else None, i % 3 == 0) for i, c in enumerate(means)) + " |")
+        rows.append(f"| `{name}` | *code version* | `{version}` | | | | | |")
+    return "\n".join(rows)
+
+
+def update(readme, folders):
+    """Rewrite the table between the markers of `readme` in place."""
+    with open(readme) as f:
+        text = f.read()
+    if START not in text or END not in text:
+        raise UMXError(f"{readme}: no {START} ... {END} block to fill")
+    before, rest = text.split(START, 1)
+    after = rest.split(END, 1)[1]
+    with open(readme, "w") as f:
+        f.write(f"{before}{START}\n{table(folders)}\n{END}{after}")
+
+
+def main(argv=None):
+    """Command line; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) < 2:
+        print("usage: python -m training.demo_table README.md MODEL_FOLDER...", file=sys.stderr)
+        return 2
+    try:
+        update(argv[0], argv[1:])
+    except (UMXError, OSError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
