@@ -7,7 +7,7 @@ OPENUNMIX := openunmix==1.3.0
 
 .PHONY: venv test system-deps bench lock clean example demo-data demo-models docs
 
-$(STAMP): setup.py requirements/constraints.txt
+$(STAMP): pyproject.toml setup.py requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -c requirements/constraints.txt -e '.[test]'
 	$(BIN)/pip install -q --no-deps $(OPENUNMIX)
@@ -31,7 +31,7 @@ bench: venv
 	$(BIN)/python bench/long_file.py
 	$(BIN)/python bench/pipeline_throughput.py --long-minutes 60
 
-# refresh the pinned set after changing setup.py
+# refresh the pinned set after changing the dependencies in pyproject.toml
 lock: venv
 	{ head -2 requirements/constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^openunmix==' | sed 's/+cpu$$//'; } > requirements/constraints.new
 	mv requirements/constraints.new requirements/constraints.txt

@@ -62,6 +62,14 @@ def test_image_takes_its_versions_from_the_pins():
     assert "FLEX_TEMPLATE_PYTHON_PY_FILE=/opt/umx/infra/dataflow/launcher.py" in text
 
 
+def test_image_copies_what_the_project_install_reads():
+    """`pip install .` in the image builds from the metadata (pyproject.toml, its readme) and setup.py."""
+    text = open(os.path.join(INFRA, "Dockerfile")).read()
+    copied = {source for line in text.splitlines() if line.startswith("COPY ") and "--from=" not in line
+              for source in line.split()[1:-1]}
+    assert {"pyproject.toml", "setup.py", "README.md", "requirements", "umx_core", "training", "pipelines"} <= copied
+
+
 def beam_service_options(assignments):
     """What Beam makes of `name=value` pipeline options, as the launcher VM passes them on."""
     from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
