@@ -7,10 +7,15 @@ OPENUNMIX := openunmix==1.3.0
 
 .PHONY: venv test system-deps bench lock clean example demo-data demo-models docs
 
+# The open-unmix reference goes to $(VENV)/reference, off the venv's sys.path and bin/ (its own `umx`
+# script must not replace ours); tests/conftest.py puts that folder on sys.path. --no-deps: its
+# torchaudio dependency has no CPU build, and the tests stub that import. An older venv may still
+# hold it in site-packages: uninstalling it first also takes its `umx` script away before ours goes in.
 $(STAMP): pyproject.toml setup.py requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip uninstall -q -y openunmix 2>/dev/null || true
 	$(BIN)/pip install -q -c requirements/constraints.txt -e '.[test]'
-	$(BIN)/pip install -q --no-deps $(OPENUNMIX)
+	$(BIN)/pip install -q --no-deps --upgrade --target $(VENV)/reference $(OPENUNMIX)
 	touch $@
 
 venv: $(STAMP)

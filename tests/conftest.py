@@ -10,8 +10,12 @@ import types
 import numpy as np
 import pytest
 
-# The openunmix package imports torchaudio, which has no CPU build here; nothing the
-# tests use from openunmix needs it, so an empty module stands in for the import.
+# The openunmix reference lives in <venv>/reference (Makefile), away from the venv's bin/ where its
+# own `umx` script would replace ours. It imports torchaudio, which has no CPU build here; nothing
+# the tests use from openunmix needs it, so an empty module stands in for the import.
+REFERENCE = os.path.join(sys.prefix, "reference")
+if os.path.isdir(REFERENCE) and REFERENCE not in sys.path:
+    sys.path.append(REFERENCE)
 sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,4 +1,4 @@
-"""The installed project as Beam stages it."""
+"""The installed project: its command, and what Beam stages."""
 
 import glob
 import importlib.metadata
@@ -11,6 +11,34 @@ import sys
 from packaging.requirements import Requirement
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+
+
+def test_the_umx_command_beside_python_is_ours(monkeypatch):
+    """`umx` in the environment's bin/ is this project's command (issue #12: the open-unmix
+    reference, installed afterwards, replaced it with one that dies on `import torchaudio`)."""
+    from umx_core.cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", "100")  # argparse wraps the help to the terminal's width
+    done = subprocess.run([os.path.join(BIN, "umx"), "--help"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "100"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == build_parser().format_help()
+
+
+def test_no_command_of_the_environment_runs_the_reference():
+    def runs_openunmix(path):
+        with open(path, "rb") as f:
+            return b"openunmix" in f.read(4096)
+
+    scripts = [name for name in os.listdir(BIN) if os.path.isfile(os.path.join(BIN, name))]
+    assert [name for name in scripts if runs_openunmix(os.path.join(BIN, name))] == []
+
+
+def test_the_reference_is_importable():
+    from openunmix.model import OpenUnmix
+
+    assert OpenUnmix.__module__ == "openunmix.model"
 
 
 def test_beam_stages_an_sdist_that_installs(tmp_path):
