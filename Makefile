@@ -36,10 +36,11 @@ bench: venv
 	$(BIN)/python bench/long_file.py
 	$(BIN)/python bench/pipeline_throughput.py --long-minutes 60
 
-# refresh the pinned set after changing the dependencies in pyproject.toml
+# Refresh the pinned set after changing the dependencies in pyproject.toml: each supported Python's pip
+# resolves '.[test]' (nothing installed), keeping the current pins where that Python has them.
+LOCK_PYTHONS ?= python3.10 python3.11 python3.12 python3.13
 lock: venv
-	{ head -2 requirements/constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^openunmix==' | sed 's/+cpu$$//'; } > requirements/constraints.new
-	mv requirements/constraints.new requirements/constraints.txt
+	$(BIN)/python requirements/lock.py $(LOCK_PYTHONS)
 
 # API documentation from the docstrings (pdoc) into docs/api/ (not committed); fails on a broken
 # reference or a public name without a docstring

@@ -17,6 +17,10 @@ REFERENCE = os.path.join(sys.prefix, "reference")
 if os.path.isdir(REFERENCE) and REFERENCE not in sys.path:
     sys.path.append(REFERENCE)
 sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))
+# PyPI's CUDA build of torch (Pythons without a CPU wheel here, see README) brings triton, whose
+# native library crashes the process when torch loads it beside TensorFlow (torch.optim imports
+# it). The tests run torch on the CPU, which never uses triton: torch sees it as absent.
+sys.modules.setdefault("triton", None)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")

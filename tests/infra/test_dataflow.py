@@ -144,8 +144,9 @@ def test_build_script_builds_with_the_pinned_versions(fake_gcloud):
     env, calls, config = fake_gcloud
     subprocess.run([os.path.join(INFRA, "build.sh"), "proj", "us-central1", "bkt", "v1"], env=env, check=True,
                    capture_output=True)
-    pins = dict(line.strip().split("==") for line in open(os.path.join(os.path.dirname(os.path.dirname(INFRA)),
-                "requirements", "constraints.txt")) if "==" in line and not line.startswith("#"))
+    lock = load_module(os.path.join(os.path.dirname(os.path.dirname(INFRA)), "requirements", "lock.py"))
+    (python,) = re.findall(r"^ARG PYTHON_VERSION=(\S+)$", open(os.path.join(INFRA, "Dockerfile")).read(), re.M)
+    pins = lock.pins_for(lock.read_pins(), python)  # the pins for the image's Python
     text = config.read_text()
     image = "us-central1-docker.pkg.dev/proj/umx/worker:v1"
     for arg in (f"BEAM_VERSION={pins['apache-beam']}", f"TENSORFLOW_VERSION={pins['tensorflow']}",
