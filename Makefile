@@ -1,6 +1,7 @@
 # `make test` builds the virtual environment from nothing and runs the whole suite.
+# Another of the supported Pythons (3.10 to 3.13) gets its own venv: `make test PYTHON=python3.12` uses .venv-python3.12
 PYTHON ?= python3.11
-VENV ?= .venv
+VENV ?= $(if $(filter python3.11,$(PYTHON)),.venv,.venv-$(notdir $(PYTHON)))
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OPENUNMIX := openunmix==1.3.0
