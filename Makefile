@@ -1,16 +1,22 @@
 # `make test` builds the virtual environment from nothing and runs the whole suite.
+# Another of the supported Pythons (3.10 to 3.13) gets its own venv: `make test PYTHON=python3.12` uses .venv-python3.12
 PYTHON ?= python3.11
-VENV ?= .venv
+VENV ?= $(if $(filter python3.11,$(PYTHON)),.venv,.venv-$(notdir $(PYTHON)))
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OPENUNMIX := openunmix==1.3.0
 
 .PHONY: venv test system-deps bench lock clean example demo-data demo-models docs
 
-$(STAMP): setup.py requirements/constraints.txt
+# The open-unmix reference goes to $(VENV)/reference, off the venv's sys.path and bin/ (its own `umx`
+# script must not replace ours); tests/conftest.py puts that folder on sys.path. --no-deps: its
+# torchaudio dependency has no CPU build, and the tests stub that import. An older venv may still
+# hold it in site-packages: uninstalling it first also takes its `umx` script away before ours goes in.
+$(STAMP): pyproject.toml setup.py requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip uninstall -q -y openunmix 2>/dev/null || true
 	$(BIN)/pip install -q -c requirements/constraints.txt -e '.[test]'
-	$(BIN)/pip install -q --no-deps $(OPENUNMIX)
+	$(BIN)/pip install -q --no-deps --upgrade --target $(VENV)/reference $(OPENUNMIX)
 	touch $@
 
 venv: $(STAMP)
@@ -35,10 +41,11 @@ bench: venv
 	$(BIN)/python bench/long_file.py
 	$(BIN)/python bench/pipeline_throughput.py --long-minutes 60
 
-# refresh the pinned set after changing setup.py
+# Refresh the pinned set after changing the dependencies in pyproject.toml: each supported Python's pip
+# resolves '.[test]' (nothing installed), keeping the current pins where that Python has them.
+LOCK_PYTHONS ?= python3.10 python3.11 python3.12 python3.13
 lock: venv
-	{ head -2 requirements/constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^openunmix==' | sed 's/+cpu$$//'; } > requirements/constraints.new
-	mv requirements/constraints.new requirements/constraints.txt
+	$(BIN)/python requirements/lock.py $(LOCK_PYTHONS)
 
 # API documentation from the docstrings (pdoc) into docs/api/ (not committed); fails on a broken
 # reference or a public name without a docstring

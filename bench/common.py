@@ -9,6 +9,7 @@ THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))  # openunmix imports it, never uses it here
+sys.path.append(os.path.join(sys.prefix, "reference"))  # where `make venv` puts openunmix (Makefile)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 TARGETS = ["vocals", "drums", "bass", "other"]

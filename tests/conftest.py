@@ -10,9 +10,17 @@ import types
 import numpy as np
 import pytest
 
-# The openunmix package imports torchaudio, which has no CPU build here; nothing the
-# tests use from openunmix needs it, so an empty module stands in for the import.
+# The openunmix reference lives in <venv>/reference (Makefile), away from the venv's bin/ where its
+# own `umx` script would replace ours. It imports torchaudio, which has no CPU build here; nothing
+# the tests use from openunmix needs it, so an empty module stands in for the import.
+REFERENCE = os.path.join(sys.prefix, "reference")
+if os.path.isdir(REFERENCE) and REFERENCE not in sys.path:
+    sys.path.append(REFERENCE)
 sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))
+# PyPI's CUDA build of torch (Pythons without a CPU wheel here, see README) brings triton, whose
+# native library crashes the process when torch loads it beside TensorFlow (torch.optim imports
+# it). The tests run torch on the CPU, which never uses triton: torch sees it as absent.
+sys.modules.setdefault("triton", None)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")

@@ -5,7 +5,8 @@
 set -euo pipefail
 PROJECT=$1 REGION=$2 BUCKET=$3 TAG=${4:-$(git describe --always --dirty)}
 cd "$(dirname "$0")/../.."
-pin() { sed -n "s/^$1==\(.*\)$/\1/p" requirements/constraints.txt; }
+# a line without an environment marker: the same version on every Python (requirements/lock.py)
+pin() { sed -n "s/^$1==\([^;]*\)$/\1/p" requirements/constraints.txt; }
 BEAM_VERSION=$(pin apache-beam)
 TENSORFLOW_VERSION=$(pin tensorflow)
 IMAGE="${REGION}-docker.pkg.dev/${PROJECT}/umx/worker:${TAG}"

@@ -68,6 +68,14 @@ def test_image_takes_its_versions_from_the_pins():
     assert "FLEX_TEMPLATE_PYTHON_PY_FILE=/opt/umx/infra/dataflow/launcher.py" in text
 
 
+def test_image_copies_what_the_project_install_reads():
+    """`pip install .` in the image builds from the metadata (pyproject.toml, its readme) and setup.py."""
+    text = open(os.path.join(INFRA, "Dockerfile")).read()
+    copied = {source for line in text.splitlines() if line.startswith("COPY ") and "--from=" not in line
+              for source in line.split()[1:-1]}
+    assert {"pyproject.toml", "setup.py", "README.md", "requirements", "umx_core", "training", "pipelines"} <= copied
+
+
 def beam_service_options(assignments):
     """What Beam makes of `name=value` pipeline options, as the launcher VM passes them on."""
     from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
@@ -142,8 +150,9 @@ def test_build_script_builds_with_the_pinned_versions(fake_gcloud):
     env, calls, config = fake_gcloud
     subprocess.run([os.path.join(INFRA, "build.sh"), "proj", "us-central1", "bkt", "v1"], env=env, check=True,
                    capture_output=True)
-    pins = dict(line.strip().split("==") for line in open(os.path.join(os.path.dirname(os.path.dirname(INFRA)),
-                "requirements", "constraints.txt")) if "==" in line and not line.startswith("#"))
+    lock = load_module(os.path.join(os.path.dirname(os.path.dirname(INFRA)), "requirements", "lock.py"))
+    (python,) = re.findall(r"^ARG PYTHON_VERSION=(\S+)$", open(os.path.join(INFRA, "Dockerfile")).read(), re.M)
+    pins = lock.pins_for(lock.read_pins(), python)  # the pins for the image's Python
     text = config.read_text()
     image = "us-central1-docker.pkg.dev/proj/umx/worker:v1"
     for arg in (f"BEAM_VERSION={pins['apache-beam']}", f"TENSORFLOW_VERSION={pins['tensorflow']}",
