@@ -112,6 +112,10 @@ def evaluate(root, separator=None, targets=None, split="test", baselines=False, 
     for name in tracks:
         track_dir = storage.join(folder, name)
         mixture, stems, rate = load_track(track_dir, targets, separator.sample_rate if separator else None)
+        silent = [t for t, stem in zip(targets, stems) if not np.any(stem)]
+        if silent:  # BSS Eval cannot score against an all-zero reference (museval refuses it)
+            log(f"{name}: skipped, {', '.join(silent)} silent throughout")
+            continue
         estimates = {}
         if separator is not None:
             estimates[MODEL] = np.asarray(separator(mixture[None]))[0, : len(targets)]

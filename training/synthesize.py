@@ -124,7 +124,8 @@ def regroup(source, out, targets):
     from training import render
 
     written = []
-    for split in sorted(os.listdir(source)):
+    splits = [s for s in sorted(os.listdir(source)) if os.path.isdir(os.path.join(source, s))]  # not .done
+    for split in splits:
         for track in sorted(os.listdir(os.path.join(source, split))):
             folder = os.path.join(source, split, track)
             if not os.path.isdir(folder):

@@ -103,3 +103,15 @@ def test_evaluate_names_a_broken_track(solo_runs, data, tmp_path, capsys):
     code = evaluate.main(["--model", solo_runs["vocals"] + "/separator", "--root", broken,
                           "--out", str(tmp_path / "e")])
     assert code == 2 and "track0004: no file for target(s) ['vocals']" in capsys.readouterr().err
+
+
+def test_a_track_with_a_silent_target_is_skipped_and_said(data, tmp_path):
+    quiet = str(tmp_path / "quiet")
+    shutil.copytree(data, quiet)
+    path = os.path.join(quiet, "test", "track0004", "vocals.wav")
+    audio, rate = sf.read(path)
+    sf.write(path, np.zeros_like(audio), rate, subtype="PCM_16")
+    said = []
+    results = evaluate.evaluate(quiet, targets=["vocals", "drums"], baselines=True, log=said.append)
+    assert sorted(results["irm"]) == ["track0005"]
+    assert "track0004: skipped, vocals silent throughout" in said

@@ -3,6 +3,8 @@
 Audio tests render a second or two; they need the Debian packages `make system-deps` installs.
 """
 
+import os
+
 import mido
 import numpy as np
 import pytest
@@ -158,3 +160,20 @@ def test_render_track_writes_every_part_at_the_length_asked(split):
     np.testing.assert_allclose(stems["vocals"] + stems["accompaniment"], sum(parts.values()), atol=1e-5)
     with pytest.raises(UMXError, match="not \\['piano'\\]"):
         render.targets_supported(["vocals", "piano"])
+
+
+def test_regroup_writes_vocals_and_accompaniment_from_a_rendered_dataset(tmp_path):
+    from training.synthesize import main, regroup, synthesize
+
+    source, out = str(tmp_path / "five"), str(tmp_path / "two")
+    synthesize(source, tracks=2, targets=["vocals", "drums", "bass"], duration=0.5, rate=8000, seed=1,
+               valid_fraction=0.5, jobs=2)
+    (tmp_path / "five" / ".done").write_text("")  # the Makefile's stamp sits beside the splits
+    assert main(["--from", source, "--out", out, "--targets", "vocals", "accompaniment"]) is None
+    folders = regroup(source, out, ["vocals", "accompaniment"])
+    assert sorted(os.path.relpath(f, out) for f in folders) == ["train/track0000", "valid/track0001"]
+    import soundfile as sf
+
+    parts = {n: sf.read(f"{source}/train/track0000/{n}.wav")[0] for n in ("vocals", "drums", "bass")}
+    accompaniment = sf.read(f"{out}/train/track0000/accompaniment.wav")[0]
+    np.testing.assert_allclose(accompaniment, parts["drums"] + parts["bass"], atol=2e-4)
