@@ -1,7 +1,8 @@
 """Rebuild the bundled example audio (examples/audio/): three short songs, mixtures only.
 
 Rendered like the demo models' data (`training.render`: the Debian packages `make system-deps`
-installs) from a seed the training and test data never use, so the demo models have not heard them. Stored as FLAC, MP3 and Ogg to exercise the decoders.
+installs) from a seed the training and test data never use, so the demo models have not heard
+them. Stored as FLAC, MP3 and Ogg to exercise the decoders.
 
     .venv/bin/python examples/make_audio.py
 """
