@@ -6,12 +6,9 @@ start TensorFlow.
 """
 
 import importlib
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off stderr
-
-from umx_core.errors import UMXError  # noqa: E402
-from umx_core.version import __version__  # noqa: E402
+from umx_core.errors import UMXError
+from umx_core.version import __version__
 
 _LAZY = {
     "BLSTMSpectralFilterLayer": "umx_core.model",
