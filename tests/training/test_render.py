@@ -137,6 +137,20 @@ def test_effects_change_the_sound_keep_the_length_and_the_mix_bus_stays_linear()
     assert np.allclose(left[:, 1], 0, atol=1e-6) and np.all(left[:, 0] > 1)
 
 
+def test_each_stem_lands_within_its_level_range_and_the_voice_sits_in_front():
+    x = (np.random.default_rng(0).standard_normal((RATE // 4, 2)) * 0.1).astype(np.float32)
+    for part in PARTS:
+        low, high = effects.LEVELS_DB[part]
+        levels = []
+        for seed in range(12):
+            y = effects.produce(np.random.default_rng(seed), part, x, RATE)
+            playing = np.abs(y).max(axis=1) > 1e-3
+            levels.append(20 * np.log10(np.sqrt(np.mean(y[playing] ** 2)) / effects.LEVEL))
+        assert low - 0.5 < min(levels) and max(levels) < high + 0.5, (part, levels)
+        assert max(levels) - min(levels) > 0.3 * (high - low), (part, levels)  # drawn, not fixed
+    assert effects.LEVELS_DB["vocals"][0] > max(effects.LEVELS_DB[p][0] for p in PARTS if p != "vocals")
+
+
 @pytest.mark.parametrize("soundfont", sorted(instruments.SOUNDFONTS))
 def test_every_soundfont_renders_an_instrument_and_a_kit(tmp_path, soundfont):
     for program, drums in ((int(instruments.PROGRAMS["guitar"][0]), False), (0, True)):
