@@ -48,6 +48,8 @@ DEFAULTS = {
     "lr_decay_patience": (80, "LR decay: epochs without improvement before decaying"),
     "lr_decay_gamma": (0.3, "LR decay factor"),
     "lr_decay_cooldown": (10, "LR decay: epochs to wait after a decay (open-unmix: 10)"),
+    "jit_compile": (True, "compile each training step's forward and backward pass with XLA (faster; "
+                           "dropout masks are then not seeded)"),
     "seed": (42, "seed of the data stream and the initial weights"),
     "checkpoint_steps": (500, "write the latest checkpoint every N optimizer steps (and every epoch)"),
     "sync_seconds": (300.0, "copy the local run folder to a gs:// output at most this often"),
@@ -56,7 +58,7 @@ DEFAULTS = {
 }
 # What a resumed run may change: where the data is, how long it goes on, its schedules and its
 # bookkeeping. Everything else (the model's shapes, the data stream, the optimizer) is the run itself.
-RESUMABLE = ("root", "epochs", "patience", "lr_decay_patience", "lr_decay_gamma", "lr_decay_cooldown",
+RESUMABLE = ("root", "jit_compile", "epochs", "patience", "lr_decay_patience", "lr_decay_gamma", "lr_decay_cooldown",
              "checkpoint_steps", "sync_seconds", "audio_examples", "audio_seconds")
 _TYPES = {"root": str, "valid_seconds": float, "steps_per_epoch": int}
 _LISTS = {"targets": str, "interferers": str, "gain_range": float}

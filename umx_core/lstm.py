@@ -67,7 +67,7 @@ class LSTMStack(keras.layers.Layer):
             proj = tf.stack([proj[:, :, 0], backward], axis=2)
         # time-major for the loop: (frames, directions, batch, gates)
         proj = tf.transpose(proj, [1, 2, 0, 3])
-        recurrent = self.recurrent_kernels[layer]  # (directions, units, gates)
+        recurrent = tf.convert_to_tensor(self.recurrent_kernels[layer])  # (directions, units, gates)
 
         def step(t, h, c, outputs):
             z = proj[t] + tf.matmul(h, recurrent)  # (directions, batch, gates)
@@ -79,7 +79,8 @@ class LSTMStack(keras.layers.Layer):
         zeros = tf.zeros([self.directions, batch, self.units], x.dtype)
         outputs = tf.TensorArray(x.dtype, size=nb_frames, element_shape=[self.directions, None, self.units])
         _, _, _, outputs = tf.while_loop(
-            lambda t, *_: t < nb_frames, step, (tf.constant(0), zeros, zeros, outputs), parallel_iterations=1
+            lambda t, *_: t < nb_frames, step, (tf.constant(0), zeros, zeros, outputs), parallel_iterations=1,
+            maximum_iterations=nb_frames,
         )
         out = tf.transpose(outputs.stack(), [2, 0, 1, 3])  # (batch, frames, directions, units)
         if self.bidirectional:
