@@ -7,7 +7,7 @@ process; peak RSS is that process's ru_maxrss. open-unmix's Separator runs in it
 on `--openunmix-minutes` of audio held in memory (as its `umx` command does), with the same
 model size and thread count (bench/memory.py's child).
 
-    .venv/bin/python bench/long_file.py [--minutes 60] [--openunmix-minutes 12]
+    .venv/bin/python bench/long_file.py [--minutes 60] [--openunmix-minutes 12] [--batch-frames N]
 """
 
 import argparse
@@ -45,13 +45,13 @@ def write_model(path):
     Separator(filters, niter=1).save(path)
 
 
-def run_umx(track, model, outdir):
+def run_umx(track, model, outdir, batch_frames=None):
     """(peak RSS GB, wall seconds) of `umx track --model model` in a child process."""
     env = {**os.environ, "PYTHONPATH": REPO, "TF_NUM_INTRAOP_THREADS": str(THREADS),
            "TF_NUM_INTEROP_THREADS": str(THREADS), "CUDA_VISIBLE_DEVICES": ""}
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "umx_core", track, "--model", model, "--outdir", outdir,
-                             "--niter", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                             "--niter", "1", *(["--batch-frames", str(batch_frames)] if batch_frames else [])], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     out = proc.stdout.read().decode().strip()
     _, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
@@ -63,14 +63,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--openunmix-minutes", type=float, default=12.0, help="0 skips open-unmix")
+    parser.add_argument("--batch-frames", type=int, help="umx --batch-frames (default: umx's own default)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="umx-long-") as tmp:
         track, model = os.path.join(tmp, "long.wav"), os.path.join(tmp, "umxhq-size")
         write_track(track, args.minutes)
         write_model(model)
-        rss, seconds, line = run_umx(track, model, os.path.join(tmp, "out"))
+        rss, seconds, line = run_umx(track, model, os.path.join(tmp, "out"), args.batch_frames)
         stems = sorted(os.listdir(os.path.join(tmp, "out", "long")))
-    print(f"umx (streamed), {args.minutes:.0f} min stereo, umxhq size, niter 1, {THREADS} threads: "
+    print(f"umx (streamed), {args.minutes:.0f} min stereo, umxhq size, niter 1, batch_frames {args.batch_frames or 'default'}, {THREADS} threads: "
           f"peak RSS {rss:.2f} GB, {args.minutes * 60 / seconds:.1f}x real time including start-up "
           f"({seconds:.0f} s), stems {stems}")
     print(f"  {line}")

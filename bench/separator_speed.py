@@ -4,7 +4,7 @@ umxhq-size model (hidden 512, max_bin 1487, stereo), 4 targets, 30 s of stereo a
 niter 0 and 1. Prints each one's real-time factor (audio seconds per wall second) and
 the ratio ours / openunmix.
 
-    .venv/bin/python bench/separator_speed.py [--seconds 30] [--repeats 3]
+    .venv/bin/python bench/separator_speed.py [--seconds 30] [--repeats 3] [--segment N] [--batch-frames N]
 """
 
 import argparse
@@ -19,6 +19,7 @@ def main():
     parser.add_argument("--niter", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--segment", type=int, default=None, help="Separator segment (frames)")
     parser.add_argument("--context", type=int, default=64, help="Separator context (frames)")
+    parser.add_argument("--batch-frames", type=int, default=None, help="Separator batch_frames (default: its own)")
     args = parser.parse_args()
     limit_threads()
     import numpy as np
@@ -36,7 +37,8 @@ def main():
     for niter in args.niter:
         reference = TorchSeparator(models, niter=niter).eval()
         ours = separator_from_openunmix({k: m.state_dict() for k, m in models.items()}, niter=niter,
-                                        segment=args.segment, context=args.context)
+                                        segment=args.segment, context=args.context,
+                                        **({"batch_frames": args.batch_frames} if args.batch_frames else {}))
 
         def run_reference():
             with torch.no_grad():
