@@ -108,12 +108,12 @@ class Separator:
         self._chunk_fns = {}  # one traced graph per channel count (EM needs it static)
         jit = self.jit_compile
         self._stages = {
-            "stft": tf.function(self._stft_magnitude, jit_compile=jit),
+            "stft": tf.function(self._stft_magnitude, jit_compile=jit, autograph=False),
             "filters": [
-                tf.function(functools.partial(apply_filter, layer), jit_compile=jit)
+                tf.function(functools.partial(apply_filter, layer), jit_compile=jit, autograph=False)
                 for layer in self.model.joint.filter_layers
             ],
-            "em": tf.function(self._em_overlap_add, jit_compile=jit),
+            "em": tf.function(self._em_overlap_add, jit_compile=jit, autograph=False),
         }
 
     # --- settings -------------------------------------------------------------
@@ -274,7 +274,7 @@ class Separator:
         if channels not in self._chunk_fns:
             index = tf.TensorSpec((None,), tf.int32)
             signature = [tf.TensorSpec((None, channels, None), tf.float32), index, index, index]
-            self._chunk_fns[channels] = tf.function(self._separate_batch, input_signature=signature)
+            self._chunk_fns[channels] = tf.function(self._separate_batch, input_signature=signature, autograph=False)
         stems = self._chunk_fns[channels](
             tf.constant(chunk_audio), tf.constant(lengths), tf.constant(offsets), tf.constant(centres)
         ).numpy()
