@@ -47,8 +47,8 @@ FIELDS = {
                              '\'{"vocals": ["vocals"], "accompaniment": ["drums", "bass", "other"]}\''),
     "codec": Field("wav", "stem format: wav (float), flac (24 bit), mp3 or ogg", umx_flag="--ext",
                    job_default="flac"),
-    "batch_frames": Field(1200, "STFT frames per network call: memory against speed (at 1200 about 1.5 GB "
-                                "peak for a umxhq-size model whatever the file length)"),
+    "batch_frames": Field(1800, "STFT frames per network call: memory against speed (at 1800 about 1.8 GB "
+                                "peak for a umxhq-size model whatever the file length; 1200: 1.4 GB, 2400: 2.0 GB)"),
 }
 # fields that change what is written (a completeness record must match them); batch_frames does not
 OUTPUT_FIELDS = ("targets", "niter", "softmask", "residual", "wiener_win_len", "aggregate", "codec")
