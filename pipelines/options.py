@@ -54,6 +54,8 @@ def add_arguments(parser):
     parser.add_argument("--aggregate", help=fields.help_text("aggregate", job=True))
     parser.add_argument("--codec", default=fields.FIELDS["codec"].job_default, choices=sorted(fields.CODECS),
                         help=fields.help_text("codec", job=True))
+    parser.add_argument("--precision", default=fields.FIELDS["precision"].default, choices=fields.PRECISIONS,
+                        help=fields.help_text("precision", job=True))
     parser.add_argument("--batch_seconds", type=float, default=600.0,
                         help="audio seconds per inference batch (default: 600)")
     parser.add_argument("--overwrite", **flag, help="separate again what is already complete")
@@ -91,7 +93,7 @@ def separation_settings(options):
     return fields.SeparationSettings.from_flags(
         "beam", targets=options.targets, niter=options.niter, softmask=options.softmask,
         residual=options.residual, wiener_win_len=options.wiener_win_len, aggregate=options.aggregate,
-        codec=options.codec, batch_frames=options.batch_frames)
+        codec=options.codec, batch_frames=options.batch_frames, precision=options.precision)
 
 
 def sources(options):

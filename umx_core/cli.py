@@ -51,6 +51,8 @@ def build_parser():
                              "(also m4a/AAC and the mixture of .stem.mp4 files) (default: soundfile)")
     parser.add_argument(fields.flag("batch_frames", "umx"), type=int, default=fields.FIELDS["batch_frames"].default,
                         help=fields.help_text("batch_frames"))
+    parser.add_argument(fields.flag("precision", "umx"), default=fields.FIELDS["precision"].default,
+                        choices=fields.PRECISIONS, help=fields.help_text("precision"))
     parser.add_argument("--filterbank", default="torch", choices=("torch", "tf"),
                         help="STFT implementation; both are the TF STFT equal to torch.stft (open-unmix option)")
     parser.add_argument("--no-cuda", action="store_true", help="run on the CPU even when a GPU is present")
@@ -129,7 +131,7 @@ def main(argv=None):
         options = fields.SeparationSettings.from_flags(
             "umx", targets=args.targets, niter=args.niter, softmask=args.softmask, residual=args.residual is not None,
             wiener_win_len=args.wiener_win_len, aggregate=args.aggregate, codec=args.ext,
-            batch_frames=args.batch_frames)
+            batch_frames=args.batch_frames, precision=args.precision)
     except UMXError as exc:
         print(f"umx: error: {exc}", file=sys.stderr)
         return 2

@@ -17,11 +17,28 @@ import tensorflow as tf
 from umx_core import chunking
 from umx_core.errors import UMXError
 from umx_core.model import apply_filter
-from umx_core.settings import FIELDS
+from umx_core.settings import FIELDS, PRECISIONS
 from umx_core.transforms import frame_count, overlap_add, stft_frames
 from umx_core.umx import UMX
 from umx_core.version import code_version
 
+
+
+def _compute_in(layers, precision):
+    """Give `layers` and every layer inside them Keras's mixed policy for `precision`."""
+    import keras
+
+    policy = keras.DTypePolicy(f"mixed_{precision}")
+    stack = list(layers)
+    while stack:
+        layer = stack.pop()
+        layer.dtype_policy = policy
+        stack.extend(getattr(layer, "_layers", []))
+
+
+def _float32_filter(layer, mix, lengths=None):
+    """A target's filter whose estimate is float32 whatever the layer computes in."""
+    return tf.cast(apply_filter(layer, mix, lengths), tf.float32)
 
 
 class Separator:
@@ -48,6 +65,10 @@ class Separator:
             to a power-of-two number of chunks, so a few shapes are compiled once per separator.
             Ignored (graph mode) when `segment` is None, where every track length is a new shape.
         eps: EM regularisation (open-unmix: 1e-10).
+        precision: "float32", or "bfloat16": the network computes in bfloat16 (Keras's
+            mixed_bfloat16 policy: weights stay float32 and are cast as they are used); its
+            estimates return to float32 before EM, and STFT, EM and ISTFT stay float32. A run knob
+            like `batch_frames` (not saved with the model); it changes the stems.
     """
 
     def __init__(
@@ -67,15 +88,18 @@ class Separator:
         batch_frames=FIELDS["batch_frames"].default,
         jit_compile=True,
         eps=1e-10,
+        precision=FIELDS["precision"].default,
     ):
         if filterbank not in ("torch", "tf"):
             raise UMXError(f"filterbank must be 'torch' or 'tf' (the same TF STFT), got {filterbank!r}")
         if wiener_win_len is not None and int(wiener_win_len) <= 0:
             raise UMXError(f"wiener_win_len must be a positive number of frames or None, got {wiener_win_len}")
+        if precision not in PRECISIONS:
+            raise UMXError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         em = dict(niter=niter, softmask=softmask, residual=residual, wiener_win_len=wiener_win_len, eps=eps)
         if isinstance(target_models, UMX):
             config = {**target_models.get_config(), **em}
-            if config == target_models.get_config():
+            if config == target_models.get_config() and precision == "float32":
                 model = target_models  # same settings: no second copy of the weights
             else:
                 model = UMX.from_config(config)
@@ -95,6 +119,9 @@ class Separator:
         if niter > 0 and len(model.sources) < 2:
             raise UMXError("EM needs at least two sources: separate two or more targets, or set residual=True")
         self.model = model
+        self.precision = precision
+        if precision != "float32":
+            _compute_in(self.model.joint.filter_layers, precision)
         self.filterbank = filterbank
         self.wiener_win_len = None if wiener_win_len is None else int(wiener_win_len)
         if segment is None:
@@ -110,7 +137,7 @@ class Separator:
         self._stages = {
             "stft": tf.function(self._stft_magnitude, jit_compile=jit, autograph=False),
             "filters": [
-                tf.function(functools.partial(apply_filter, layer), jit_compile=jit, autograph=False)
+                tf.function(functools.partial(_float32_filter, layer), jit_compile=jit, autograph=False)
                 for layer in self.model.joint.filter_layers
             ],
             "em": tf.function(self._em_overlap_add, jit_compile=jit, autograph=False),

@@ -49,9 +49,15 @@ FIELDS = {
                    job_default="flac"),
     "batch_frames": Field(1800, "STFT frames per network call: memory against speed (at 1800 about 1.8 GB "
                                 "peak for a umxhq-size model whatever the file length; 1200: 1.4 GB, 2400: 2.0 GB)"),
+    "precision": Field("float32", "the network's arithmetic: float32, or bfloat16 for accelerators with fast "
+                                  "bfloat16 matmuls (STFT and EM stay float32; on a 2-core AVX512-BF16 CPU it was "
+                                  "slower, docs/benchmarks.md)"),
 }
+PRECISIONS = ("float32", "bfloat16")
 # fields that change what is written (a completeness record must match them); batch_frames does not
-OUTPUT_FIELDS = ("targets", "niter", "softmask", "residual", "wiener_win_len", "aggregate", "codec")
+OUTPUT_FIELDS = ("targets", "niter", "softmask", "residual", "wiener_win_len", "aggregate", "codec", "precision")
+# output fields left out of a record while at these values: records written before the field existed stay valid
+OMITTED_AT = {"precision": "float32"}
 
 
 class SettingError(UMXError):
@@ -104,6 +110,7 @@ class SeparationSettings:
     aggregate: dict = FIELDS["aggregate"].default
     codec: str = FIELDS["codec"].default
     batch_frames: int = FIELDS["batch_frames"].default
+    precision: str = FIELDS["precision"].default
 
     def __post_init__(self):
         fix = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -119,6 +126,8 @@ class SeparationSettings:
         if self.wiener_win_len is not None and (not isinstance(self.wiener_win_len, int) or self.wiener_win_len < 1):
             raise SettingError("wiener_win_len", f"must be a positive number of frames or None, "
                                                  f"got {self.wiener_win_len!r}")
+        if self.precision not in PRECISIONS:
+            raise SettingError("precision", f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         fix("softmask", bool(self.softmask))
         fix("residual", bool(self.residual))
 
@@ -140,13 +149,13 @@ class SeparationSettings:
         """The keyword arguments `load_separator` takes from these settings."""
         return {"targets": list(self.targets) if self.targets else None, "niter": self.niter,
                 "softmask": self.softmask, "residual": self.residual, "wiener_win_len": self.wiener_win_len,
-                "batch_frames": self.batch_frames}
+                "batch_frames": self.batch_frames, "precision": self.precision}
 
     def output_fields(self):
         """JSON-ready values of the settings that change the stems written (for completeness records)."""
         values = dataclasses.asdict(self)
         values["targets"] = list(self.targets) if self.targets else None
-        return {k: values[k] for k in OUTPUT_FIELDS}
+        return {k: values[k] for k in OUTPUT_FIELDS if OMITTED_AT.get(k, object()) != values[k]}
 
     def check_sources(self, sources):
         """UMXError when `aggregate` names a source the separator does not give."""

@@ -131,3 +131,20 @@ def test_graph_mode_equals_xla(stereo_models):
     xla = separator_from_openunmix(state_dicts(stereo_models), niter=1, residual=True)(audio)
     graph = separator_from_openunmix(state_dicts(stereo_models), niter=1, residual=True, jit_compile=False)(audio)
     assert rel_error(graph, xla) < 1e-5
+
+
+def test_bfloat16_precision_computes_the_network_in_bfloat16_and_leaves_the_model_alone(stereo_models):
+    from umx_core.separator import Separator
+
+    audio = (np.random.default_rng(3).standard_normal((1, 2, 44100 * 4)) * 0.1).astype(np.float32)
+    full = separator_from_openunmix(state_dicts(stereo_models), niter=1)
+    half = Separator(full.model, niter=1, precision="bfloat16")
+    expected = reference(stereo_models, audio, niter=1)
+    got = half(audio)
+    assert got.dtype == np.float32 and half.precision == "bfloat16"
+    # bfloat16 keeps 8 bits of mantissa: close to openunmix, but not float32's agreement
+    assert 1e-5 < rel_error(got, expected) < 3e-2
+    assert rel_error(full(audio), expected) < 1e-5  # the float32 model it was built from is untouched
+    assert {layer.dtype_policy.name for layer in full.model.joint.filter_layers} == {"float32"}
+    with pytest.raises(UMXError, match="precision must be one of float32, bfloat16"):
+        Separator(full.model, precision="float16")

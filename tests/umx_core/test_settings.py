@@ -25,3 +25,13 @@ def test_settings_validate_and_name_each_commands_flag():
     with pytest.raises(UMXError, match="twice"):
         SeparationSettings(targets=["vocals", "vocals"])
     assert "batch_frames" not in defaults.output_fields()  # a run knob changes no stem
+
+
+def test_precision_is_validated_and_recorded_only_when_it_is_not_float32():
+    """bfloat16 changes the stems, so a record must hold it; float32 is left out, so records written
+    before the setting existed still match a default run."""
+    assert "precision" not in SeparationSettings().output_fields()
+    assert SeparationSettings(precision="bfloat16").output_fields()["precision"] == "bfloat16"
+    assert SeparationSettings(precision="bfloat16").separator_overrides()["precision"] == "bfloat16"
+    with pytest.raises(UMXError, match="--precision must be one of float32, bfloat16"):
+        SeparationSettings.from_flags("umx", precision="half")
