@@ -47,8 +47,11 @@ class BLSTMSpectralFilterLayer(keras.layers.Layer):
     Call args:
         mix: float32 `(batch, frames, nb_bins, nb_channels)` mixture magnitude.
         lengths: optional int32 `(batch,)` valid frames of zero-padded sequences.
+        offsets, width: optional int32 `(batch,)` and int: only frames `offsets[b] .. offsets[b] + width`
+            of each sequence go through fc2/fc3 and the mask (the others only gave the LSTM context),
+            so the output has `width` frames (`centre_frames`).
     Returns:
-        float32 `(batch, frames, nb_bins, nb_channels)` target magnitude.
+        float32 `(batch, frames or width, nb_bins, nb_channels)` target magnitude.
     """
 
     def __init__(
@@ -109,7 +112,7 @@ class BLSTMSpectralFilterLayer(keras.layers.Layer):
         self.fc3.build((None, None, self.hidden_size))
         self.bn3.build((None, None, self.nb_bins * self.nb_channels))
 
-    def call(self, mix, lengths=None, training=False):
+    def call(self, mix, lengths=None, training=False, offsets=None, width=None):
         """Estimated magnitudes for mixture magnitudes (see the class docstring for shapes)."""
         batch, nb_frames = tf.shape(mix)[0], tf.shape(mix)[1]
         x = mix[:, :, : self.max_bin, :]
@@ -119,6 +122,9 @@ class BLSTMSpectralFilterLayer(keras.layers.Layer):
         x = tf.reshape(x, [batch, nb_frames, self.max_bin * self.nb_channels])
         x = tf.tanh(self.bn1(self.fc1(x), training=training))
         x = tf.concat([x, self.lstm(x, lengths=lengths, training=training)], axis=-1)
+        if offsets is not None:
+            x, mix = centre_frames(x, offsets, width), centre_frames(mix, offsets, width)
+            nb_frames = tf.shape(x)[1]
         x = tf.nn.relu(self.bn2(self.fc2(x), training=training))
         x = self.bn3(self.fc3(x), training=training)
         x = tf.reshape(x, [batch, nb_frames, self.nb_bins, self.nb_channels])
@@ -141,11 +147,24 @@ class BLSTMSpectralFilterLayer(keras.layers.Layer):
         }
 
 
-def apply_filter(layer, mix, lengths=None, training=False):
-    """One target's filter on a mixture magnitude; `lengths` goes to filters that take it."""
+def centre_frames(x, offsets, width):
+    """Frames `offsets[b] .. offsets[b] + width` of each sequence of `x` `(batch, frames, ...)`
+    (indices past the end repeat the last frame): `(batch, width, ...)`."""
+    index = tf.minimum(offsets[:, None] + tf.range(width)[None, :], tf.shape(x)[1] - 1)
+    return tf.gather(x, index, axis=1, batch_dims=1)
+
+
+def apply_filter(layer, mix, lengths=None, training=False, centre=None):
+    """One target's filter on a mixture magnitude; `lengths` goes to filters that take it.
+
+    `centre=(offsets, width)` returns only those frames (`BLSTMSpectralFilterLayer` skips
+    the rest after its LSTM; another filter computes them all and they are dropped).
+    """
     if isinstance(layer, BLSTMSpectralFilterLayer):
-        return layer(mix, lengths=lengths, training=training)
-    return layer(mix, training=training)
+        offsets, width = centre if centre is not None else (None, None)
+        return layer(mix, lengths=lengths, training=training, offsets=offsets, width=width)
+    out = layer(mix, training=training)
+    return out if centre is None else centre_frames(out, *centre)
 
 
 def _target_filters(targets, filter_factory, **filter_kwargs):

@@ -36,9 +36,9 @@ def _compute_in(layers, precision):
         stack.extend(getattr(layer, "_layers", []))
 
 
-def _float32_filter(layer, mix, lengths=None):
-    """A target's filter whose estimate is float32 whatever the layer computes in."""
-    return tf.cast(apply_filter(layer, mix, lengths), tf.float32)
+def _float32_filter(layer, mix, lengths, offsets, width):
+    """A target's estimate of the centre frames, float32 whatever the layer computes in."""
+    return tf.cast(apply_filter(layer, mix, lengths, centre=(offsets, width)), tf.float32)
 
 
 class Separator:
@@ -173,23 +173,27 @@ class Separator:
         # transpose the real magnitude, not the complex STFT
         return mix, self.model.norm(tf.transpose(tf.abs(mix), [0, 2, 3, 1]))
 
+    def _width(self, centres):
+        """Centre frames every chunk of a batch is cut to: `segment`, or the largest centre."""
+        return tf.reduce_max(centres) if self.segment is None else self.segment
+
     def _em_overlap_add(self, estimates, mix, offsets, centres):
         """EM on the centre frames of every chunk, then the windowed inverse FFT, overlap-added.
 
         Args:
-            estimates: float32 `(n, targets, frames, bins, ch)` target magnitudes.
+            estimates: float32 `(n, targets, width, bins, ch)` target magnitudes of the centre frames.
             mix: complex64 `(n, ch, frames, bins)`.
             offsets, centres: `(n,)` first centre frame and centre frames per chunk.
         Returns:
             float32 `(n, sources, ch, n_fft + n_hop * (width - 1))`.
         """
         estimates = tf.transpose(estimates, [0, 1, 4, 2, 3])  # -> (n, targets, ch, frames, bins)
-        width = tf.reduce_max(centres) if self.segment is None else self.segment
+        width = self._width(centres)
         steps = tf.range(width)
         index = tf.minimum(offsets[:, None] + steps[None, :], tf.shape(mix)[2] - 1)  # (n, width)
         valid = tf.cast(steps[None, :] < centres[:, None], tf.float32)  # frames past a centre are zeroed
         mix = tf.gather(mix, index, axis=2, batch_dims=1) * tf.cast(valid, mix.dtype)[:, None, :, None]
-        estimates = tf.gather(estimates, index, axis=3, batch_dims=1) * valid[:, None, None, :, None]
+        estimates = estimates * valid[:, None, None, :, None]
         stems = self.model.em.channels_first(estimates, mix)  # (n, sources, ch, width, bins)
         return overlap_add(stems, self.n_fft, self.n_hop)
 
@@ -210,7 +214,8 @@ class Separator:
             largest centre (`segment` when segmenting).
         """
         mix, magnitude = self._stages["stft"](audio)
-        estimates = tf.stack([fn(magnitude, lengths) for fn in self._stages["filters"]], axis=1)
+        width = self._width(centres)
+        estimates = tf.stack([fn(magnitude, lengths, offsets, width) for fn in self._stages["filters"]], axis=1)
         return self._stages["em"](estimates, mix, offsets, centres)
 
     def _prepare(self, audio):
