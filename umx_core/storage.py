@@ -202,13 +202,23 @@ def checksum(path):
 
             return "md5:" + base64.b64decode(blob.md5_hash).hex()
         return f"crc32c:{blob.crc32c}"
+    return _file_digest(path, "sha256")
+
+
+def checksum_as_stored(local, target):
+    """What `checksum(target)` will say once the local file `local` is stored at `target`
+    (md5 for gs://, where GCS computes it on upload; sha256 locally)."""
+    return _file_digest(local, "md5" if is_gcs(target) else "sha256")
+
+
+def _file_digest(path, algorithm):
     import hashlib
 
-    digest = hashlib.sha256()
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
             digest.update(block)
-    return "sha256:" + digest.hexdigest()
+    return f"{algorithm}:{digest.hexdigest()}"
 
 
 def glob_base(pattern):

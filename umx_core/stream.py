@@ -36,6 +36,7 @@ class Result:
     duration: float  # seconds of audio separated
     seconds: float  # wall time
     notes: list  # e.g. "downmixed 8 channels", "resampled 48000 -> 44100 Hz"
+    checksums: dict = dataclasses.field(default_factory=dict)  # {stem name: `storage.checksum` of the stem placed}
 
     @property
     def realtime(self):
@@ -189,7 +190,7 @@ class _StreamedTrack:
             return
         rate = self.reader.rate
         self.result = Result(self.reader.label, self.outdir, stems, self.reader.samples / rate,
-                             time.monotonic() - self.began, self.notes)
+                             time.monotonic() - self.began, self.notes, self.writers.checksums)
 
     def fail(self, exc):
         """Stop this track with `exc` (the others go on)."""

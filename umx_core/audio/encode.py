@@ -3,8 +3,8 @@ into place only when every stem of the track is complete (and then uploaded for 
 
 Two attempts at the same track (a retried bundle, two overlapping runs) never touch each
 other's temporary files, and a stem name that exists is always a whole stem. What a killed
-attempt left behind (`.part` files untouched since this attempt began) is removed when the
-next attempt commits.
+attempt left behind (`.part` files untouched since this attempt began, of a process no longer
+running) is removed when the next attempt commits.
 """
 
 import glob
@@ -42,8 +42,8 @@ class StemWriters:
         if self.local is None:
             raise UMXError(f"{folder}: a gs:// output needs a local staging folder")
         fmt, self.subtype = CODECS[codec]
-        token = uuid.uuid4().hex[:12]
-        self.names, self.started = list(names), time.time()
+        token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"  # the writing process, then unique to the attempt
+        self.names, self.started, self.checksums = list(names), time.time(), {}
         os.makedirs(self.local, exist_ok=True)
         self.parts = {name: os.path.join(self.local, f"{name}.{codec}.{token}{PART}") for name in names}
         self._writers = {}
@@ -58,17 +58,19 @@ class StemWriters:
             writer.write(np.clip(data, -1.0, 1.0) if self.subtype != "FLOAT" else data)
 
     def commit(self):
-        """Close the stems, rename them into place and upload them for gs://; returns `{name: path}`.
+        """Close the stems, rename them into place and upload them for gs://; returns `{name: path}`,
+        and keeps `{name: storage.checksum of the stem placed}` in `checksums`.
 
         Raises:
             UMXError naming the stem that could not be stored (its track fails, nothing else).
         """
         self._close_writers()
-        stems = {}
+        stems, self.checksums = {}, {}
         for name, part in self.parts.items():
             final_name = f"{name}.{self.codec}"
             target = storage.join(self.folder, final_name)
             try:
+                self.checksums[name] = storage.checksum_as_stored(part, target)
                 if storage.is_gcs(self.folder):
                     storage.upload_file(part, target)
                     os.remove(part)
@@ -88,11 +90,13 @@ class StemWriters:
                 os.remove(part)
 
     def _sweep(self):
-        """Remove the `.part` files of attempts that died: not written to since this one began."""
+        """Remove the `.part` files of attempts that died: not written to since this one began, by a
+        process no longer running here (a live attempt may wait long between two writes)."""
         for name in self.names:
-            for part in glob.glob(os.path.join(glob.escape(self.local), f"{glob.escape(name)}.{self.codec}.*{PART}")):
+            prefix = os.path.join(self.local, f"{name}.{self.codec}.")
+            for part in glob.glob(glob.escape(prefix) + f"*{PART}"):
                 try:
-                    if os.path.getmtime(part) < self.started - 1.0:
+                    if os.path.getmtime(part) < self.started and not _running(part[len(prefix) :]):
                         os.remove(part)
                 except OSError:  # gone meanwhile (its own attempt finished or swept it)
                     pass
@@ -100,3 +104,17 @@ class StemWriters:
     def _close_writers(self):
         for writer in self._writers.values():
             writer.close()
+
+
+def _running(token):
+    """Whether the process that names a `.part` file (its token's leading pid) still runs on this machine."""
+    pid = token.split("-", 1)[0]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False  # this process's own earlier attempt, over by now (or a name without a pid)
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, another user's
+        return True
+    return True
