@@ -14,7 +14,9 @@ module's; this module only schedules chunks.
 """
 
 import dataclasses
+import errno
 import os
+import shutil
 import tempfile
 import time
 
@@ -133,9 +135,17 @@ class _StreamedTrack:
         try:
             self.writers = audio.StemWriters(outdir, names, ext, reader.rate, self.channels, staging)
         except (OSError, RuntimeError) as exc:  # no such folder, not writable, disk full (soundfile: RuntimeError)
-            error = UMXError(f"{outdir}: cannot write the stems of {reader.label} ({type(exc).__name__}: {exc})")
-            error.stage = "write"
-            raise error from exc
+            raise self._write_error(exc, staging) from exc
+
+    def _write_error(self, exc, staging):
+        """The UMXError (stage "write") of stems that could not be written: names the track, and says
+        when the disk is full."""
+        local = staging if storage.is_gcs(self.outdir) else self.outdir
+        full = getattr(exc, "errno", None) == errno.ENOSPC or _free_bytes(local) == 0
+        why = f"the disk holding {local} is full" if full else "cannot write them"
+        error = UMXError(f"{self.reader.label}: stems to {self.outdir}: {why} ({type(exc).__name__}: {exc})")
+        error.stage = "write"
+        return error
 
     def read(self, lo, hi):
         """Samples `[lo, hi)` of the reflect-padded track with the model's channels (zeros once failed)."""
@@ -172,7 +182,11 @@ class _StreamedTrack:
             self.fail(error)
             return
         named = self.separator.to_dict(block[None], self.aggregate)
-        self.writers.write({name: named[name][0] for name in self.names})
+        try:
+            self.writers.write({name: named[name][0] for name in self.names})
+        except (OSError, RuntimeError) as exc:  # disk full (soundfile: LibsndfileError, a RuntimeError)
+            self.fail(self._write_error(exc, self.writers.local))
+            return
         self.buffer = self.buffer[..., final - self.base :]
         self.base = self.emitted = final
         if progress is not None:
@@ -187,6 +201,9 @@ class _StreamedTrack:
         except UMXError as exc:
             exc.stage = "write"
             self.fail(exc)
+            return
+        except (OSError, RuntimeError) as exc:  # closing a stem flushes its last bytes: disk full
+            self.fail(self._write_error(exc, self.writers.local))
             return
         rate = self.reader.rate
         self.result = Result(self.reader.label, self.outdir, stems, self.reader.samples / rate,
@@ -203,6 +220,14 @@ class _StreamedTrack:
         if self.writers is not None:
             self.writers.abort()
         self.reader.close()
+
+
+def _free_bytes(folder):
+    """Bytes free on the disk holding `folder` (None if that cannot be told)."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def _stream(separator, tracks, progress=None):

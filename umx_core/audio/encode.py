@@ -83,9 +83,12 @@ class StemWriters:
         return stems
 
     def abort(self):
-        """Close and remove every unfinished stem."""
-        self._close_writers()
-        for part in self.parts.values():
+        """Close and remove every unfinished stem (even when closing fails: a full disk)."""
+        for part, writer in zip(self.parts.values(), self._writers.values()):
+            try:
+                writer.close()
+            except (OSError, RuntimeError):  # its last bytes could not be flushed: removed anyway
+                pass
             if os.path.exists(part):
                 os.remove(part)
 
