@@ -24,7 +24,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, 
 
 from pipelines import options as job_options
 from pipelines.handler import SeparatorModelHandler
-from pipelines.stages import RUNS, ClaimFolders, ExpandInputs, Plan, Summarize, WriteSummary, fingerprint
+from pipelines.stages import NAMESPACE, RUNS, ClaimFolders, ExpandInputs, Plan, Summarize, WriteSummary, fingerprint
 from umx_core import storage
 from umx_core.errors import UMXError
 
@@ -106,7 +106,7 @@ def main(argv=None, wait=True):
 
     quiet_tensorflow(job_options.build_parser().parse_known_args(argv)[0].verbose)
     try:
-        _, options = run(argv, wait=wait)
+        result, options = run(argv, wait=wait)
     except UMXError as exc:
         for problem in str(exc).split("; "):
             print(f"separate_catalog: error: {problem}", file=sys.stderr)
@@ -118,10 +118,26 @@ def main(argv=None, wait=True):
     try:
         summary = json.loads(storage.read_bytes(summary_path))
     except (UMXError, ValueError) as exc:
-        print(f"separate_catalog: error: the run wrote no summary ({exc})", file=sys.stderr)
+        counted = _counters(result)
+        print(f"separate_catalog: error: the run wrote no summary ({exc}); its counters: "
+              + ", ".join(f"{key} {counted.get(key, 0)}" for key in ("found", "separated", "skipped", "failed"))
+              + f"; the tracks' stems and records are under {options.output}", file=sys.stderr)
         return 1
     for pattern in summary.get("unmatched_inputs", []):
         print(f"separate_catalog: warning: {pattern} matched no input file", file=sys.stderr)
+    for error in summary.get("errors", []):
+        print(f"separate_catalog: error: {error}", file=sys.stderr)
     print(f"done: found {summary['found']}, separated {summary['separated']}, skipped {summary['skipped']}, "
           f"failed {summary['failed']}; stems under {options.output}/<track>/, run summary {summary_path}")
-    return 0
+    return 1 if summary.get("errors") else 0
+
+
+def _counters(result):
+    """`{name: value}` of the job's counters (what the run's summary would have said)."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    totals = {}
+    for counter in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
+        name = counter.key.metric.name
+        totals[name] = totals.get(name, 0) + (counter.committed or counter.attempted or 0)
+    return totals

@@ -10,6 +10,7 @@ Every failure becomes a status record with a stage ("match", "output", "decode",
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import time
 
@@ -242,12 +243,26 @@ class WriteSummary(beam.DoFn):
 
     def process(self, summary):
         failed = sorted(summary.pop("failed_records"), key=lambda r: r["path"] or "")
+        errors = []
         if failed:
             lines = "".join(json.dumps(r) + "\n" for r in failed)
-            storage.write_bytes(storage.join(self.output, FAILED, f"{self.run_id}.jsonl"), lines.encode())
+            errors += _store(storage.join(self.output, FAILED, f"{self.run_id}.jsonl"), lines.encode())
         summary.update(run=self.run_id, audio_hours=summary.pop("audio_seconds") / 3600.0,
                        wall_seconds=time.time() - self.started, parameters=self.params, code_version=code_version(),
-                       unmatched_inputs=[r["path"] for r in failed if r["stage"] == "match"])
-        storage.write_bytes(storage.join(self.output, RUNS, f"{self.run_id}.json"),
-                            json.dumps(summary, indent=2).encode())
+                       unmatched_inputs=[r["path"] for r in failed if r["stage"] == "match"], errors=errors)
+        errors += _store(storage.join(self.output, RUNS, f"{self.run_id}.json"), json.dumps(summary, indent=2).encode())
         yield summary
+
+
+def _store(path, data):
+    """Write one of the run's own files; `[error]` if that fails even after the storage layer's retries.
+    Logged and returned, never raised: every track's stems and record are in place by now, and a
+    failing step here would make Beam retry it, or fail a job whose work is done."""
+    try:
+        storage.write_bytes(path, data)
+        return []
+    except (UMXError, OSError) as exc:
+        error = f"{path}: the run's own file could not be written ({exc}); the tracks' stems and records are in place"
+        logging.getLogger(__name__).error(error)
+        count("summary_errors")
+        return [error]

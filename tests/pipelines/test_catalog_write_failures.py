@@ -1,5 +1,6 @@
 """The catalog job when writing fails (issue 15): a full local disk fails the track being staged
-and no other."""
+and no other; the run's own files (`_runs/RUN.json`, `_failed/RUN.jsonl`) failing to be written
+never undo the tracks' work, and the command says which file is missing."""
 
 import errno
 import os
@@ -8,7 +9,9 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 
 from pipelines import catalog
+from tests.faults import FaultProxy
 from tests.pipelines.conftest import check_records, failure_records, run_summary, write_audio
+from umx_core import gcs, storage
 from umx_core.audio import encode
 
 
@@ -55,3 +58,55 @@ def test_a_full_disk_fails_the_track_being_staged_and_no_other(tmp_path, tiny_mo
     assert "No space left on device" in failed["error"]
     assert sorted(check_records(output)) == ["t0", "t2"]
     assert os.listdir(os.path.join(output, "t1")) == []  # its half-written stems removed, freeing the disk
+
+
+def test_a_summary_that_cannot_be_written_leaves_the_tracks_done(gcs_emulator, tiny_model, tmp_path, monkeypatch,
+                                                                capsys, caplog, main_in_process):
+    """`_runs/RUN.json` answered by 503 on every try: the job ends, the tracks' stems and records and
+    the failure list stay, and the command names the summary and gives the counts it would have held."""
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    root = f"gs://{gcs_emulator}/summary-503"
+    _catalog(str(tmp_path), broken=True)
+    storage.upload_dir(str(tmp_path), f"{root}/in")
+    monkeypatch.setattr(gcs, "RETRY", DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.2).with_timeout(2))
+    upstream = os.environ["STORAGE_EMULATOR_HOST"]
+    with FaultProxy(upstream, {}, lifetime=300, always={"_runs": "503"}) as proxy:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+        code = main_in_process(["--input", f"{root}/in/*.wav", "--output", f"{root}/out", "--model", tiny_model,
+                                "--codec", "wav", "--run_id", "lost"])
+        refused = proxy.counts["always"]
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", upstream)
+    err = capsys.readouterr().err
+    assert refused >= 2, "the summary's requests were not retried"
+    summary = f"{root}/out/_runs/lost.json"
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR" and r.name == "pipelines.stages"]
+    assert len(logged) == 1 and logged[0].startswith(f"{summary}: the run's own file could not be written")
+    assert "GCS metadata read failed (ServiceUnavailable" in logged[0]
+    assert code == 1 and f"the run wrote no summary ({summary}: " in err, err
+    assert "its counters: found 4, separated 3, skipped 0, failed 1" in err, err
+    assert not storage.exists(f"{root}/out/_runs/lost.json")
+    assert sorted(check_records(f"{root}/out")) == ["t0", "t1", "t2"]
+    assert [r["stage"] for r in failure_records(f"{root}/out", "lost")] == ["decode"]
+
+
+def test_a_failure_list_that_cannot_be_written_is_named_in_the_summary(tmp_path, tiny_model, monkeypatch, capsys,
+                                                                       main_in_process):
+    source, output = str(tmp_path / "in"), str(tmp_path / "out")
+    _catalog(source, broken=True)
+    write_bytes = storage.write_bytes
+
+    def refuse_failure_lists(path, data):
+        if f"{os.sep}_failed{os.sep}" in path:
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return write_bytes(path, data)
+
+    monkeypatch.setattr(storage, "write_bytes", refuse_failure_lists)
+    code = main_in_process(["--input", f"{source}/*.wav", "--output", output, "--model", tiny_model, "--codec", "wav",
+                            "--run_id", "nolist"])
+    err = capsys.readouterr().err
+    failure_list = os.path.join(output, "_failed", "nolist.jsonl")
+    assert code == 1 and f"separate_catalog: error: {failure_list}: the run's own file could not be written" in err
+    summary = run_summary(output, "nolist")
+    assert (summary["separated"], summary["failed"]) == (3, 1) and summary["errors"][0].startswith(failure_list)
+    assert sorted(check_records(output)) == ["t0", "t1", "t2"]
