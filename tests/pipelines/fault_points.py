@@ -9,8 +9,9 @@ The steps (counted over the whole process, the N-th one stops):
 
 What happens there (`UMX_FAULT_DO`):
     kill        the process SIGKILLs itself (nothing is flushed, no handler runs)
-    pause:DIR   it writes one line to the FIFO `DIR/arrived`, then waits until a writer opens and
-                closes the FIFO `DIR/go` (the test decides when it goes on; no polling on either side)
+    pause:DIR   it writes one line to the FIFO `DIR/arrived` (what the step was about to write, if
+                known), then waits until a writer opens and closes the FIFO `DIR/go` (the test decides
+                when it goes on; no polling on either side)
 """
 
 import itertools
@@ -27,14 +28,14 @@ from umx_core.settings import RECORD_NAME
 STEPS = ("write", "place", "upload", "record")
 
 
-def act(action):
-    """Do `action` here (see the module's docstring)."""
+def act(action, about=""):
+    """Do `action` here (see the module's docstring); `about`: what the step was about to write."""
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     elif action.startswith("pause:"):
         folder = action[len("pause:") :]
         with open(os.path.join(folder, "arrived"), "w") as fifo:
-            fifo.write(f"{os.getpid()}\n")
+            fifo.write(f"{about}\n")
         with open(os.path.join(folder, "go")) as fifo:
             fifo.read()
     else:
@@ -64,7 +65,7 @@ def install(step, nth, action):
 
         def counted_write_bytes(path, data):
             if path.rstrip("/").rsplit("/", 1)[-1] == RECORD_NAME and reached():
-                act(action)
+                act(action, path)
             write_bytes(path, data)
 
         storage.write_bytes = counted_write_bytes
@@ -79,12 +80,12 @@ def _patch_placing(step, reached, action):
 
     def counted_replace(src, dst, **kwargs):
         if str(src).endswith(encode.PART) and step == "place" and reached():
-            act(action)
+            act(action, dst)
         return replace(src, dst, **kwargs)
 
     def counted_upload(path, target):
         if step == "place" and reached():
-            act(action)
+            act(action, target)
         if step == "upload" and reached():
             cutting.append(target)
         return upload_file(path, target)
