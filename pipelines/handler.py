@@ -9,6 +9,7 @@ import time
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler
 
+from pipelines.records import record_metadata
 from pipelines.stages import NAMESPACE, count, failure
 from umx_core import storage
 from umx_core.errors import UMXError
@@ -95,7 +96,7 @@ class SeparatorModelHandler(ModelHandler):
             record["input_checksum"] = checksum if storage.identity(track.path) == track.identity else None
             path = storage.join(track.out, RECORD_NAME)
             check_placed(result, path)  # not beside another attempt's stems...
-            storage.write_bytes(path, json.dumps(record, indent=2).encode())
+            storage.write_bytes(path, json.dumps(record, indent=2).encode(), metadata=record_metadata(record))
             check_placed(result, path)  # ...nor left there if one placed its stems meanwhile
         except (UMXError, OSError) as exc:
             return failure(track.path, "write", exc, output=track.out)

@@ -55,10 +55,15 @@ def read_bytes(path):
         raise UMXError(f"{path}: no such file") from exc
 
 
-def write_bytes(path, data):
-    """Write `data` to `path` (parents created locally; on gs:// one upload, whole or not at all)."""
+def write_bytes(path, data, metadata=None):
+    """Write `data` to `path` (parents created locally; on gs:// one upload, whole or not at all).
+
+    Args:
+        metadata: gs:// only: `{key: text}` stored as the object's custom metadata, which a listing
+            returns with the object (`list_objects`); ignored locally.
+    """
     if is_gcs(path):
-        gcs.upload(path, data=data)
+        gcs.upload(path, data=data, metadata=metadata)
         return
 
     def write(tmp):
@@ -115,15 +120,34 @@ def list_dirs(prefix):
 
 def list_files(prefix):
     """Every file below a directory (recursively), as full paths."""
+    return sorted(path for path, _, _ in list_objects(prefix))
+
+
+def list_objects(prefix, match_glob=None):
+    """`(path, identity, metadata)` of every file below a directory, recursively, in no set order:
+    on gs:// from the listing alone (pages of 1,000 objects, no request per object), with each
+    object's custom metadata; locally `identity` by stat and `metadata` empty.
+
+    Args:
+        match_glob: gs:// only, a hint: GCS may return only the names matching it (`**/x.json`);
+            callers filter the names themselves.
+    """
     if is_gcs(prefix):
         bucket, key = split_gcs(prefix)
         key = key.rstrip("/") + "/" if key else ""
+        hint = {"match_glob": key + match_glob} if match_glob else {}
         with gcs.errors(prefix, "listing"):
-            return sorted(f"gs://{bucket}/{b.name}" for b in client().list_blobs(bucket, prefix=key, **gcs.calls()))
-    out = []
+            for b in client().list_blobs(bucket, prefix=key, **hint, **gcs.calls()):
+                yield (f"gs://{bucket}/{b.name}", {"generation": int(b.generation), "size": int(b.size)},
+                       dict(b.metadata or {}))
+        return
     for root, _, files in os.walk(prefix):
-        out.extend(os.path.join(root, f) for f in files)
-    return sorted(out)
+        for f in files:
+            path = os.path.join(root, f)
+            try:
+                yield path, identity(path), {}
+            except UMXError:  # removed since it was listed
+                continue
 
 
 def upload_file(path, target):
@@ -233,17 +257,26 @@ def glob_base(pattern):
 def glob(pattern):
     """Files matching a pattern, sorted (local or gs://; `**` spans folders). A pattern without
     wildcards is returned as it is, existing or not; a folder gives every file below it."""
+    return [path for path, _ in glob_identities(pattern)]
+
+
+def glob_identities(pattern):
+    """`[(path, identity)]` of `glob(pattern)`: on gs:// each file's `identity` as its listing gave
+    it (no request per file); None where nothing was listed (locally, a stat costs nothing)."""
     import fnmatch
     import glob as _glob
 
     wild = any(c in pattern for c in "*?[")
     if is_gcs(pattern):
         if not wild:
-            return [pattern]
-        base = glob_base(pattern)
-        return [f for f in list_files(base) if fnmatch.fnmatchcase(f, pattern)]
+            return [(pattern, None)]
+        listed = list_objects(glob_base(pattern))
+        return sorted(((path, ident) for path, ident, _ in listed if fnmatch.fnmatchcase(path, pattern)),
+                      key=lambda item: item[0])
     if os.path.isdir(pattern):
-        return list_files(pattern)
-    if not wild:
-        return [pattern]
-    return sorted(p for p in _glob.glob(pattern, recursive=True) if os.path.isfile(p))
+        paths = list_files(pattern)
+    elif not wild:
+        paths = [pattern]
+    else:
+        paths = sorted(p for p in _glob.glob(pattern, recursive=True) if os.path.isfile(p))
+    return [(path, None) for path in paths]

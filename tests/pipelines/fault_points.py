@@ -63,10 +63,10 @@ def install(step, nth, action):
     elif step == "record":
         write_bytes = storage.write_bytes
 
-        def counted_write_bytes(path, data):
+        def counted_write_bytes(path, data, **kwargs):
             if path.rstrip("/").rsplit("/", 1)[-1] == RECORD_NAME and reached():
                 act(action, path)
-            write_bytes(path, data)
+            write_bytes(path, data, **kwargs)
 
         storage.write_bytes = counted_write_bytes
     else:

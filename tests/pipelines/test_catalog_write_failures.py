@@ -96,10 +96,10 @@ def test_a_failure_list_that_cannot_be_written_is_named_in_the_summary(tmp_path,
     _catalog(source, broken=True)
     write_bytes = storage.write_bytes
 
-    def refuse_failure_lists(path, data):
+    def refuse_failure_lists(path, data, **kwargs):
         if f"{os.sep}_failed{os.sep}" in path:
             raise OSError(errno.EACCES, os.strerror(errno.EACCES), path)
-        return write_bytes(path, data)
+        return write_bytes(path, data, **kwargs)
 
     monkeypatch.setattr(storage, "write_bytes", refuse_failure_lists)
     code = main_in_process(["--input", f"{source}/*.wav", "--output", output, "--model", tiny_model, "--codec", "wav",
