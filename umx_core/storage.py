@@ -5,6 +5,7 @@ which honours `STORAGE_EMULATOR_HOST` (tests run gcp-storage-emulator on loopbac
 """
 
 import contextlib
+import glob as _glob
 import os
 import shutil
 import tempfile
@@ -79,6 +80,24 @@ def _write_local(path, write):
     tmp = f"{path}.tmp-{os.getpid()}"
     write(tmp)
     os.replace(tmp, path)
+    for left in _glob.glob(_glob.escape(path) + ".tmp-*"):  # of writers killed before their rename
+        if not process_running(left.rsplit("-", 1)[-1]):
+            with contextlib.suppress(OSError):
+                os.remove(left)
+
+
+def process_running(pid):
+    """Whether the process `pid` (a number or its text) runs on this machine; False for this process
+    (its own earlier writes are over) and for text that is no pid."""
+    if not str(pid).isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, another user's
+        return True
+    return True
 
 
 # bytes a gs:// reader fetches per request: about one excerpt; the library default (40 MiB)
@@ -229,6 +248,15 @@ def checksum(path):
     return _file_digest(path, "sha256")
 
 
+def placed_identity(path):
+    """What tells the file now at `path` from any other written there later, cheaply: its checksum
+    on gs:// (from metadata: the MD5 GCS computed), its inode, size and mtime locally (no read)."""
+    if is_gcs(path):
+        return checksum(path)
+    stat = os.stat(path)
+    return {"inode": stat.st_ino, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
 def checksum_as_stored(local, target):
     """What `checksum(target)` will say once the local file `local` is stored at `target`
     (md5 for gs://, where GCS computes it on upload; sha256 locally)."""
@@ -264,7 +292,6 @@ def glob_identities(pattern):
     """`[(path, identity)]` of `glob(pattern)`: on gs:// each file's `identity` as its listing gave
     it (no request per file); None where nothing was listed (locally, a stat costs nothing)."""
     import fnmatch
-    import glob as _glob
 
     wild = any(c in pattern for c in "*?[")
     if is_gcs(pattern):

@@ -39,6 +39,7 @@ class Result:
     seconds: float  # wall time
     notes: list  # e.g. "downmixed 8 channels", "resampled 48000 -> 44100 Hz"
     checksums: dict = dataclasses.field(default_factory=dict)  # {stem name: `storage.checksum` of the stem placed}
+    placed: dict = dataclasses.field(default_factory=dict)  # {stem name: its `storage.placed_identity`}
 
     @property
     def realtime(self):
@@ -207,7 +208,8 @@ class _StreamedTrack:
             return
         rate = self.reader.rate
         self.result = Result(self.reader.label, self.outdir, stems, self.reader.samples / rate,
-                             time.monotonic() - self.began, self.notes, self.writers.checksums)
+                             time.monotonic() - self.began, self.notes, self.writers.checksums,
+                             self.writers.placed)
 
     def fail(self, exc):
         """Stop this track with `exc` (the others go on)."""

@@ -6,6 +6,7 @@ The steps (counted over the whole process, the N-th one stops):
     place   the N-th stem moved (local) or uploaded (gs://) into place (before it: between stems)
     upload  the N-th stem upload to gs://, halfway through sending its bytes (a request cut mid-body)
     record  the N-th completeness record (`separation.json`), before it is written (stems all placed)
+    record-rename  the N-th local record written under its temporary name, before its rename
 
 What happens there (`UMX_FAULT_DO`):
     kill        the process SIGKILLs itself (nothing is flushed, no handler runs)
@@ -25,7 +26,7 @@ from umx_core import storage
 from umx_core.audio import encode
 from umx_core.settings import RECORD_NAME
 
-STEPS = ("write", "place", "upload", "record")
+STEPS = ("write", "place", "upload", "record", "record-rename")
 
 
 def act(action, about=""):
@@ -69,6 +70,15 @@ def install(step, nth, action):
             write_bytes(path, data, **kwargs)
 
         storage.write_bytes = counted_write_bytes
+    elif step == "record-rename":
+        replace = os.replace
+
+        def counted_replace(src, dst, **kwargs):
+            if os.path.basename(dst) == RECORD_NAME and reached():
+                act(action, dst)
+            return replace(src, dst, **kwargs)
+
+        os.replace = counted_replace
     else:
         _patch_placing(step, reached, action)
 

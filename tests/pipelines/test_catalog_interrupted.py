@@ -70,11 +70,13 @@ def _same_as_reference(output, reference, atol=1e-6):
 
 
 @pytest.mark.parametrize("where, step", [("local", "write:2"), ("local", "place:2"), ("local", "record:2"),
+                                         ("local", "record-rename:2"),
                                          ("gcs", "write:2"), ("gcs", "place:2"), ("gcs", "upload:2"),
                                          ("gcs", "record:2")])
 def test_a_kill_at_each_write_step_then_a_rerun(where, step, reference, tiny_model, request, tmp_path):
     """Killed while a stem is half-written (`write`), between two stems (`place`), halfway through
-    a stem's upload (`upload`), after every stem and before the record (`record`). The output
+    a stem's upload (`upload`), after every stem and before the record (`record`), with the
+    record's bytes under their temporary name (`record-rename`, local: gs:// has no rename). The output
     first holds a complete run with other settings, so the killed run replaces stems under
     records that must not survive beside them."""
     source, reference = reference

@@ -43,7 +43,7 @@ class StemWriters:
             raise UMXError(f"{folder}: a gs:// output needs a local staging folder")
         fmt, self.subtype = CODECS[codec]
         token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"  # the writing process, then unique to the attempt
-        self.names, self.started, self.checksums = list(names), time.time(), {}
+        self.names, self.started, self.checksums, self.placed = list(names), time.time(), {}, {}
         os.makedirs(self.local, exist_ok=True)
         self.parts = {name: os.path.join(self.local, f"{name}.{codec}.{token}{PART}") for name in names}
         self._writers = {}
@@ -59,22 +59,25 @@ class StemWriters:
 
     def commit(self):
         """Close the stems, rename them into place and upload them for gs://; returns `{name: path}`,
-        and keeps `{name: storage.checksum of the stem placed}` in `checksums`.
+        and keeps `{name: storage.checksum of the stem placed}` in `checksums` and
+        `{name: storage.placed_identity of it}` in `placed` (what tells it from a later one).
 
         Raises:
             UMXError naming the stem that could not be stored (its track fails, nothing else).
         """
         self._close_writers()
-        stems, self.checksums = {}, {}
+        stems, self.checksums, self.placed = {}, {}, {}
         for name, part in self.parts.items():
             final_name = f"{name}.{self.codec}"
             target = storage.join(self.folder, final_name)
             try:
                 self.checksums[name] = storage.checksum_as_stored(part, target)
                 if storage.is_gcs(self.folder):
+                    self.placed[name] = self.checksums[name]
                     storage.upload_file(part, target)
                     os.remove(part)
                 else:
+                    self.placed[name] = storage.placed_identity(part)  # a rename keeps inode, size and mtime
                     os.replace(part, target)
             except Exception as exc:  # any storage error fails this track only
                 raise UMXError(f"{target}: cannot write the stem ({type(exc).__name__}: {exc})") from exc
@@ -99,7 +102,8 @@ class StemWriters:
             prefix = os.path.join(self.local, f"{name}.{self.codec}.")
             for part in glob.glob(glob.escape(prefix) + f"*{PART}"):
                 try:
-                    if os.path.getmtime(part) < self.started and not _running(part[len(prefix) :]):
+                    pid = part[len(prefix) :].split("-", 1)[0]  # the token names the writing process
+                    if os.path.getmtime(part) < self.started and not storage.process_running(pid):
                         os.remove(part)
                 except OSError:  # gone meanwhile (its own attempt finished or swept it)
                     pass
@@ -108,16 +112,3 @@ class StemWriters:
         for writer in self._writers.values():
             writer.close()
 
-
-def _running(token):
-    """Whether the process that names a `.part` file (its token's leading pid) still runs on this machine."""
-    pid = token.split("-", 1)[0]
-    if not pid.isdigit() or int(pid) == os.getpid():
-        return False  # this process's own earlier attempt, over by now (or a name without a pid)
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, another user's
-        return True
-    return True
