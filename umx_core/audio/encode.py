@@ -111,4 +111,3 @@ class StemWriters:
     def _close_writers(self):
         for writer in self._writers.values():
             writer.close()
-
