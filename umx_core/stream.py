@@ -27,6 +27,8 @@ from umx_core.errors import UMXError
 from umx_core.settings import CODECS
 from umx_core.transforms import frame_count
 
+FULL_BELOW = 1 << 24  # bytes free under which a failed write is put down to a full disk
+
 
 @dataclasses.dataclass
 class Result:
@@ -142,7 +144,8 @@ class _StreamedTrack:
         """The UMXError (stage "write") of stems that could not be written: names the track, and says
         when the disk is full."""
         local = staging if storage.is_gcs(self.outdir) else self.outdir
-        full = getattr(exc, "errno", None) == errno.ENOSPC or _free_bytes(local) == 0
+        free = _free_bytes(local)  # libsndfile reports a full disk as a "System error" without errno
+        full = getattr(exc, "errno", None) == errno.ENOSPC or (free is not None and free < FULL_BELOW)
         why = f"the disk holding {local} is full" if full else "cannot write them"
         error = UMXError(f"{self.reader.label}: stems to {self.outdir}: {why} ({type(exc).__name__}: {exc})")
         error.stage = "write"

@@ -4,8 +4,10 @@ never undo the tracks' work, and the command says which file is missing."""
 
 import errno
 import os
+import shutil
 
 import pytest
+import soundfile
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 
 from pipelines import catalog
@@ -33,18 +35,29 @@ def _catalog(source, broken=False):
             f.write(b"not audio\n" * 20)
 
 
-def test_a_full_disk_fails_the_track_being_staged_and_no_other(tmp_path, tiny_model, monkeypatch, capsys,
+@pytest.mark.parametrize("error", ["ENOSPC", "libsndfile"])
+def test_a_full_disk_fails_the_track_being_staged_and_no_other(error, tmp_path, tiny_model, monkeypatch, capsys,
                                                              main_in_process):
+    """OSError(ENOSPC) from the writer, or what libsndfile raises on a full disk (a "System error"
+    without errno, told by the disk's free space)."""
     source, output = str(tmp_path / "in"), str(tmp_path / "out")
     _catalog(source)
-    write = encode.StemWriters.write
+    write, disk_usage = encode.StemWriters.write, shutil.disk_usage
 
     def disk_full_for_t1(self, stems):
         if os.path.basename(self.folder) == "t1":
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), next(iter(self.parts.values())))
+            if error == "ENOSPC":
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), next(iter(self.parts.values())))
+            raise soundfile.LibsndfileError(2, "Error writing: ")  # 2: SFE_SYSTEM, "System error."
         return write(self, stems)
 
+    def nearly_full(path):
+        usage = disk_usage(path)
+        return usage._replace(free=4096) if str(path).startswith(output) else usage
+
     monkeypatch.setattr(encode.StemWriters, "write", disk_full_for_t1)
+    if error == "libsndfile":
+        monkeypatch.setattr(shutil, "disk_usage", nearly_full)
     code = main_in_process(["--input", f"{source}/*.wav", "--output", output, "--model", tiny_model, "--codec", "wav",
                             "--run_id", "full"])
     out = capsys.readouterr().out
@@ -55,7 +68,7 @@ def test_a_full_disk_fails_the_track_being_staged_and_no_other(tmp_path, tiny_mo
     t1 = os.path.join(source, "t1.wav")
     assert failed["path"] == t1 and failed["stage"] == "write" and failed["output"] == os.path.join(output, "t1")
     assert failed["error"].startswith(f"{t1}: ") and f"the disk holding {output}/t1 is full" in failed["error"]
-    assert "No space left on device" in failed["error"]
+    assert ("No space left on device" if error == "ENOSPC" else "System error") in failed["error"]
     assert sorted(check_records(output)) == ["t0", "t2"]
     assert os.listdir(os.path.join(output, "t1")) == []  # its half-written stems removed, freeing the disk
 
