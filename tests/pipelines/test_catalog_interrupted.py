@@ -40,12 +40,15 @@ def reference(tmp_path_factory, tiny_model):
     return source, {rel: sf.read(path, dtype="float32")[0] for rel, path in stems.items()}
 
 
-def _child(step, action, args):
-    """`pipelines.separate_catalog ARGS` in a child process stopped at `step` (`fault_points`)."""
+def _child(step, action, args, request):
+    """`pipelines.separate_catalog ARGS` in a child process stopped at `step` (`fault_points`),
+    killed when the test ends if it still runs (a failed test never leaves it paused)."""
     env = {**os.environ, "PYTHONPATH": REPO, "UMX_FAULT_AT": step, "UMX_FAULT_DO": action,
            "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
     command = [sys.executable, "-m", "tests.pipelines.fault_points", "pipelines.separate_catalog", *args]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    request.addfinalizer(lambda: child.poll() is None and (child.kill(), child.wait()))
+    return child
 
 
 def _place(where, source, request, tmp_path):
@@ -83,7 +86,7 @@ def test_a_kill_at_each_write_step_then_a_rerun(where, step, reference, tiny_mod
     source, output = _place(where, source, request, tmp_path)
     run_in_process(_args(source, output, tiny_model, "stale", "--niter", "0"))
     check_records(output)
-    proc = _child(step, "kill", _args(source, output, tiny_model, "killed"))
+    proc = _child(step, "kill", _args(source, output, tiny_model, "killed"), request)
     err = proc.communicate(timeout=600)[1]
     assert proc.returncode == -signal.SIGKILL, f"not killed at {step}: {err[-3000:]}"
     check_records(output)  # what the kill left: no record beside stems it does not name
@@ -109,7 +112,7 @@ def test_two_runs_at_once_on_one_output(where, reference, tiny_model, request, t
     os.mkfifo(sync / "arrived")
     os.mkfifo(sync / "go")
     arrived = os.open(sync / "arrived", os.O_RDONLY | os.O_NONBLOCK)
-    first = _child("place:2", f"pause:{sync}", _args(source, output, tiny_model, "A"))
+    first = _child("place:2", f"pause:{sync}", _args(source, output, tiny_model, "A"), request)
     while not select.select([arrived], [], [], 1.0)[0]:  # A's arrival, or its end
         assert first.poll() is None, f"run A ended before its pause: {first.stderr.read()[-3000:]}"
     mixed = os.read(arrived, 4096).decode().strip().rsplit("/", 1)[0]  # the folder A is placing stems in
