@@ -42,6 +42,7 @@ bench: venv
 	$(BIN)/python bench/pipeline_throughput.py --long-minutes 60
 	$(BIN)/python bench/cli_latency.py
 	$(BIN)/python bench/precision.py
+	$(BIN)/python bench/catalog_scale.py
 
 # Refresh the pinned set after changing the dependencies in pyproject.toml: each supported Python's pip
 # resolves '.[test]' (nothing installed), keeping the current pins where that Python has them.

@@ -1,8 +1,9 @@
 """The catalog job: `python -m pipelines.separate_catalog --input 'gs://b/catalog/**/*.mp3' --output gs://b/stems`.
 
 Stages (`pipelines.stages`): expand the input patterns and lists on the workers (no driver-side
-listing), give each output folder one input, skip tracks already complete for these weights and
-these settings, probe each header, separate with RunInference and our model handler
+listing), list the output's records (`pipelines.records`: on gs:// the skip check then costs no
+request per complete track), give each output folder one input, skip tracks already complete for
+these weights and these settings, probe each header, separate with RunInference and our model handler
 (`pipelines.handler`: batches formed by audio duration; chunks of several tracks share the
 network's batches), write the stems, then `separation.json` last. A track is complete only when
 its record exists and names the same fingerprint. Failures never fail the job: they go to
@@ -24,7 +25,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, 
 
 from pipelines import options as job_options
 from pipelines.handler import SeparatorModelHandler
-from pipelines.stages import RUNS, ClaimFolders, ExpandInputs, Plan, Summarize, WriteSummary, fingerprint
+from pipelines.records import ListRecords
+from pipelines.stages import NAMESPACE, RUNS, ClaimFolders, ExpandInputs, Plan, Summarize, WriteSummary, fingerprint
 from umx_core import storage
 from umx_core.errors import UMXError
 
@@ -45,10 +47,15 @@ def build(pipeline, options, run_id, started=None):
     expanded = (pipeline
                 | "Sources" >> beam.Create(job_options.sources(options))
                 | "Expand" >> beam.ParDo(ExpandInputs(options.output)).with_outputs("failed", main="tracks"))
-    claimed = (expanded.tracks
+    records = (pipeline
+               | "Output" >> beam.Create([options.output])
+               | "ListRecords" >> beam.ParDo(ListRecords()).with_outputs("complete", main="records"))
+    claimed = ((expanded.tracks, records.records)
+               | "WithRecords" >> beam.Flatten()
                | "ByFolder" >> beam.GroupByKey()  # also redistributes the tracks over the workers
                | "Claim" >> beam.ParDo(ClaimFolders()).with_outputs("failed", main="tracks"))
-    planned = claimed.tracks | "Plan" >> beam.ParDo(Plan(fp, options.overwrite)).with_outputs(
+    listed = beam.pvalue.AsSingleton(records.complete, default_value=False)
+    planned = claimed.tracks | "Plan" >> beam.ParDo(Plan(fp, options.overwrite), listed=listed).with_outputs(
         "skipped", "failed", main="todo")
     handler = SeparatorModelHandler(options.model, settings, fp, digest, options.batch_seconds)
     separated = planned.todo | "Separate" >> RunInference(handler)
@@ -106,7 +113,7 @@ def main(argv=None, wait=True):
 
     quiet_tensorflow(job_options.build_parser().parse_known_args(argv)[0].verbose)
     try:
-        _, options = run(argv, wait=wait)
+        result, options = run(argv, wait=wait)
     except UMXError as exc:
         for problem in str(exc).split("; "):
             print(f"separate_catalog: error: {problem}", file=sys.stderr)
@@ -118,10 +125,26 @@ def main(argv=None, wait=True):
     try:
         summary = json.loads(storage.read_bytes(summary_path))
     except (UMXError, ValueError) as exc:
-        print(f"separate_catalog: error: the run wrote no summary ({exc})", file=sys.stderr)
+        counted = _counters(result)
+        print(f"separate_catalog: error: the run wrote no summary ({exc}); its counters: "
+              + ", ".join(f"{key} {counted.get(key, 0)}" for key in ("found", "separated", "skipped", "failed"))
+              + f"; the tracks' stems and records are under {options.output}", file=sys.stderr)
         return 1
     for pattern in summary.get("unmatched_inputs", []):
         print(f"separate_catalog: warning: {pattern} matched no input file", file=sys.stderr)
+    for error in summary.get("errors", []):
+        print(f"separate_catalog: error: {error}", file=sys.stderr)
     print(f"done: found {summary['found']}, separated {summary['separated']}, skipped {summary['skipped']}, "
           f"failed {summary['failed']}; stems under {options.output}/<track>/, run summary {summary_path}")
-    return 0
+    return 1 if summary.get("errors") else 0
+
+
+def _counters(result):
+    """`{name: value}` of the job's counters (what the run's summary would have said)."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    totals = {}
+    for counter in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
+        name = counter.key.metric.name
+        totals[name] = totals.get(name, 0) + (counter.committed or counter.attempted or 0)
+    return totals

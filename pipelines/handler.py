@@ -9,6 +9,7 @@ import time
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler
 
+from pipelines.records import record_metadata
 from pipelines.stages import NAMESPACE, count, failure
 from umx_core import storage
 from umx_core.errors import UMXError
@@ -82,7 +83,7 @@ class SeparatorModelHandler(ModelHandler):
         downmixed = any(note.startswith("downmixed") for note in result.notes)
         record = {
             "input": track.path, "input_identity": track.identity, "input_checksum": None,
-            "duration_seconds": result.duration, "stems": result.stems,
+            "duration_seconds": result.duration, "stems": result.stems, "stem_checksums": result.checksums,
             "fingerprint": self.fingerprint, "model": self.model, "model_digest": self.model_digest,
             "parameters": self.settings.output_fields(), "code_version": code_version(), "notes": result.notes,
             "sample_rate": int(model.sample_rate),
@@ -93,7 +94,10 @@ class SeparatorModelHandler(ModelHandler):
             # replaced while it was separated: the checksum is not of these stems' input, and the
             # planned identity no longer matches either, so the next run separates it again
             record["input_checksum"] = checksum if storage.identity(track.path) == track.identity else None
-            storage.write_bytes(storage.join(track.out, RECORD_NAME), json.dumps(record, indent=2).encode())
+            path = storage.join(track.out, RECORD_NAME)
+            check_placed(result, path)  # not beside another attempt's stems...
+            storage.write_bytes(path, json.dumps(record, indent=2).encode(), metadata=record_metadata(record))
+            check_placed(result, path)  # ...nor left there if one placed its stems meanwhile
         except (UMXError, OSError) as exc:
             return failure(track.path, "write", exc, output=track.out)
         count("separated")
@@ -101,3 +105,26 @@ class SeparatorModelHandler(ModelHandler):
         beam.metrics.Metrics.distribution(NAMESPACE, "audio_seconds").update(int(result.duration))
         return {"path": track.path, "status": "separated", "seconds": result.duration, "downmixed": downmixed,
                 "batch_wall_seconds": wall}
+
+
+def check_placed(result, record_path):
+    """Remove the record at `record_path` and raise UMXError unless every stem in the folder is the
+    one this attempt placed: another attempt at the same track (an overlapping run, a retried
+    bundle) may have replaced some of them while this one placed its own. Checked before and after
+    the record is written, so whichever attempt writes last sees the other's stems, and a record
+    stays only beside the stems it names. Cheap: `storage.placed_identity` (gs:// one metadata read
+    per stem, locally a stat); only a stem that is another file is read, to compare its checksum
+    (the same bytes from another attempt are the record's stems all the same)."""
+    replaced = []
+    for name, path in result.stems.items():
+        try:
+            other_file = storage.placed_identity(path) != result.placed[name]
+            if other_file and storage.checksum(path) != result.checksums[name]:
+                replaced.append(name)
+        except (UMXError, OSError):
+            replaced.append(name)
+    if replaced:
+        storage.delete(record_path)
+        raise UMXError(f"{result.outdir}: its {', '.join(replaced)} stem(s) were replaced by another attempt at the "
+                       f"same track while this one wrote them (an overlapping run?); not marked complete, the next "
+                       f"run separates it again")

@@ -10,11 +10,13 @@ Every failure becomes a status record with a stage ("match", "output", "decode",
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import time
 
 import apache_beam as beam
 
+from pipelines.records import ListedRecord, identity_text
 from umx_core import storage
 from umx_core.errors import UMXError
 from umx_core.outputs import claim, is_inside, output_name
@@ -63,7 +65,8 @@ def relative_output(path, base):
 
 
 class ExpandInputs(beam.DoFn):
-    """A pattern or a list file -> `(output folder, input path)`, listed on the worker.
+    """A pattern or a list file -> `(output folder, (input path, identity_text or None))`, listed on
+    the worker (a gs:// listing gives each input's identity; a list file gives none).
 
     Nothing inside the job's own output is an input. A pattern or list that names no file is a
     failure (stage "match"), so a typo in a scheduled job is seen. A list may also be a failure
@@ -86,7 +89,7 @@ class ExpandInputs(beam.DoFn):
                 yield item
             elif not is_inside(item[0], self.output):
                 found += 1
-                yield item[1], item[0]
+                yield item[1], (item[0], item[2] if len(item) > 2 else None)
         if not found and not any(isinstance(item, beam.pvalue.TaggedOutput) for item in items):
             count("unmatched")
             what = "lists no file" if kind == "list" else "matches no file"
@@ -103,7 +106,8 @@ class ExpandInputs(beam.DoFn):
                 yield from ((line, storage.join(self.output, relative_output(line, ""))) for line in listed)
         else:
             base = storage.glob_base(value)
-            yield from ((path, storage.join(self.output, relative_output(path, base))) for path in storage.glob(value))
+            yield from ((path, storage.join(self.output, relative_output(path, base)), identity_text(ident))
+                        for path, ident in storage.glob_identities(value))
 
     def _failure_records(self, listing, lines):
         for number, line in enumerate(lines, 1):
@@ -125,13 +129,19 @@ class ExpandInputs(beam.DoFn):
 
 
 class ClaimFolders(beam.DoFn):
-    """`(output folder, [input paths])` -> one `(path, folder)`: a path listed twice is separated
-    once, and of two inputs that map to one folder (`song.wav`, `song.flac`) the one its record
-    already names keeps it, else the one that sorts first; the others fail (stage "output")."""
+    """`(output folder, [(input path, identity) and the folder's ListedRecord, if listed])` -> one
+    `(path, folder, identity, ListedRecord or None)`: a path listed twice is separated once, and of
+    two inputs that map to one folder (`song.wav`, `song.flac`) the one its record already names
+    keeps it, else the one that sorts first; the others fail (stage "output"). A folder no input
+    maps to (listed only) gives nothing."""
 
     def process(self, element):
-        folder, paths = element
-        paths = sorted(set(paths))
+        folder, values = element
+        listed = next((v for v in values if isinstance(v, ListedRecord)), None)
+        found = dict(v for v in values if not isinstance(v, ListedRecord))  # path -> identity
+        paths = sorted(found)
+        if not paths:
+            return
         if len(paths) > 1:
             count("collisions", len(paths) - 1)
             holder = _record_input(folder)
@@ -139,7 +149,7 @@ class ClaimFolders(beam.DoFn):
             for path, error in refused.items():
                 yield beam.pvalue.TaggedOutput("failed", failure(path, "output", error, output=folder))
             paths = [kept]
-        yield paths[0], folder
+        yield paths[0], folder, found[paths[0]], listed
 
 
 def _record(folder):
@@ -157,17 +167,27 @@ def _record_input(folder):
 
 class Plan(beam.DoFn):
     """Skip what is complete; refuse a folder that holds another input's stems; read each header
-    (the duration for batching, and a first check)."""
+    (the duration for batching, and a first check).
+
+    Items are `(path, folder)`, or `(path, folder, identity_text, ListedRecord)` from `ClaimFolders`;
+    with `listed` (the side input: the output's listing is whole, `pipelines.records`) a folder
+    without a ListedRecord has no record, and a ListedRecord that settles the check is not read."""
 
     def __init__(self, fingerprint, overwrite):
         self.fingerprint, self.overwrite = fingerprint, overwrite
 
-    def process(self, item):
+    def process(self, item, listed=False):
         from umx_core import audio
 
-        path, out = item
+        path, out, known, entry = (*item, None, None)[:4]
         count("found")
-        record = None if self.overwrite else _record(out)  # one read: a missing record is None
+        if not self.overwrite and listed and entry is not None and entry.completes(self.fingerprint, path, known):
+            count("skipped")
+            yield beam.pvalue.TaggedOutput("skipped", {"path": path, "status": "skipped"})
+            return
+        # nothing to read: no record, one for other settings, or --overwrite
+        unread = self.overwrite or (listed and (entry is None or entry.stale(self.fingerprint, path)))
+        record = None if unread else _record(out)  # one read: a missing record is None
         if isinstance(record, dict):
             if record.get("input") not in (None, path):
                 yield beam.pvalue.TaggedOutput("failed", failure(
@@ -175,7 +195,7 @@ class Plan(beam.DoFn):
                                     f"{record['input']}; rename one, or pass --overwrite to replace them", output=out))
                 return
         try:
-            identity = storage.identity(path)
+            identity = json.loads(known) if known else storage.identity(path)
             if isinstance(record, dict) and record.get("fingerprint") == self.fingerprint and \
                     same_input(record, path, identity):
                 count("skipped")
@@ -242,12 +262,26 @@ class WriteSummary(beam.DoFn):
 
     def process(self, summary):
         failed = sorted(summary.pop("failed_records"), key=lambda r: r["path"] or "")
+        errors = []
         if failed:
             lines = "".join(json.dumps(r) + "\n" for r in failed)
-            storage.write_bytes(storage.join(self.output, FAILED, f"{self.run_id}.jsonl"), lines.encode())
+            errors += _store(storage.join(self.output, FAILED, f"{self.run_id}.jsonl"), lines.encode())
         summary.update(run=self.run_id, audio_hours=summary.pop("audio_seconds") / 3600.0,
                        wall_seconds=time.time() - self.started, parameters=self.params, code_version=code_version(),
-                       unmatched_inputs=[r["path"] for r in failed if r["stage"] == "match"])
-        storage.write_bytes(storage.join(self.output, RUNS, f"{self.run_id}.json"),
-                            json.dumps(summary, indent=2).encode())
+                       unmatched_inputs=[r["path"] for r in failed if r["stage"] == "match"], errors=errors)
+        errors += _store(storage.join(self.output, RUNS, f"{self.run_id}.json"), json.dumps(summary, indent=2).encode())
         yield summary
+
+
+def _store(path, data):
+    """Write one of the run's own files; `[error]` if that fails even after the storage layer's retries.
+    Logged and returned, never raised: every track's stems and record are in place by now, and a
+    failing step here would make Beam retry it, or fail a job whose work is done."""
+    try:
+        storage.write_bytes(path, data)
+        return []
+    except (UMXError, OSError) as exc:
+        error = f"{path}: the run's own file could not be written ({exc}); the tracks' stems and records are in place"
+        logging.getLogger(__name__).error(error)
+        count("summary_errors")
+        return [error]

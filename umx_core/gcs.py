@@ -108,13 +108,15 @@ def _md5(data=None, filename=None):
     return base64.b64encode(digest.digest()).decode()
 
 
-def upload(path, data=None, filename=None):
-    """Store `data` (bytes) or a local file at `path`, retried under a generation precondition."""
+def upload(path, data=None, filename=None, metadata=None):
+    """Store `data` (bytes) or a local file at `path` (with custom `metadata`, `{key: text}`),
+    retried under a generation precondition."""
     from google.api_core.exceptions import PreconditionFailed
 
     current = stat(path)
     expected = current.generation if current is not None else 0
     target = blob(path)
+    target.metadata = metadata
     with errors(path, "write"):
         try:
             if filename is None:

@@ -5,6 +5,7 @@ which honours `STORAGE_EMULATOR_HOST` (tests run gcp-storage-emulator on loopbac
 """
 
 import contextlib
+import glob as _glob
 import os
 import shutil
 import tempfile
@@ -55,10 +56,15 @@ def read_bytes(path):
         raise UMXError(f"{path}: no such file") from exc
 
 
-def write_bytes(path, data):
-    """Write `data` to `path` (parents created locally; on gs:// one upload, whole or not at all)."""
+def write_bytes(path, data, metadata=None):
+    """Write `data` to `path` (parents created locally; on gs:// one upload, whole or not at all).
+
+    Args:
+        metadata: gs:// only: `{key: text}` stored as the object's custom metadata, which a listing
+            returns with the object (`list_objects`); ignored locally.
+    """
     if is_gcs(path):
-        gcs.upload(path, data=data)
+        gcs.upload(path, data=data, metadata=metadata)
         return
 
     def write(tmp):
@@ -74,6 +80,24 @@ def _write_local(path, write):
     tmp = f"{path}.tmp-{os.getpid()}"
     write(tmp)
     os.replace(tmp, path)
+    for left in _glob.glob(_glob.escape(path) + ".tmp-*"):  # of writers killed before their rename
+        if not process_running(left.rsplit("-", 1)[-1]):
+            with contextlib.suppress(OSError):
+                os.remove(left)
+
+
+def process_running(pid):
+    """Whether the process `pid` (a number or its text) runs on this machine; False for this process
+    (its own earlier writes are over) and for text that is no pid."""
+    if not str(pid).isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, another user's
+        return True
+    return True
 
 
 # bytes a gs:// reader fetches per request: about one excerpt; the library default (40 MiB)
@@ -115,15 +139,34 @@ def list_dirs(prefix):
 
 def list_files(prefix):
     """Every file below a directory (recursively), as full paths."""
+    return sorted(path for path, _, _ in list_objects(prefix))
+
+
+def list_objects(prefix, match_glob=None):
+    """`(path, identity, metadata)` of every file below a directory, recursively, in no set order:
+    on gs:// from the listing alone (pages of 1,000 objects, no request per object), with each
+    object's custom metadata; locally `identity` by stat and `metadata` empty.
+
+    Args:
+        match_glob: gs:// only, a hint: GCS may return only the names matching it (`**/x.json`);
+            callers filter the names themselves.
+    """
     if is_gcs(prefix):
         bucket, key = split_gcs(prefix)
         key = key.rstrip("/") + "/" if key else ""
+        hint = {"match_glob": key + match_glob} if match_glob else {}
         with gcs.errors(prefix, "listing"):
-            return sorted(f"gs://{bucket}/{b.name}" for b in client().list_blobs(bucket, prefix=key, **gcs.calls()))
-    out = []
+            for b in client().list_blobs(bucket, prefix=key, **hint, **gcs.calls()):
+                yield (f"gs://{bucket}/{b.name}", {"generation": int(b.generation), "size": int(b.size)},
+                       dict(b.metadata or {}))
+        return
     for root, _, files in os.walk(prefix):
-        out.extend(os.path.join(root, f) for f in files)
-    return sorted(out)
+        for f in files:
+            path = os.path.join(root, f)
+            try:
+                yield path, identity(path), {}
+            except UMXError:  # removed since it was listed
+                continue
 
 
 def upload_file(path, target):
@@ -202,13 +245,32 @@ def checksum(path):
 
             return "md5:" + base64.b64decode(blob.md5_hash).hex()
         return f"crc32c:{blob.crc32c}"
+    return _file_digest(path, "sha256")
+
+
+def placed_identity(path):
+    """What tells the file now at `path` from any other written there later, cheaply: its checksum
+    on gs:// (from metadata: the MD5 GCS computed), its inode, size and mtime locally (no read)."""
+    if is_gcs(path):
+        return checksum(path)
+    stat = os.stat(path)
+    return {"inode": stat.st_ino, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def checksum_as_stored(local, target):
+    """What `checksum(target)` will say once the local file `local` is stored at `target`
+    (md5 for gs://, where GCS computes it on upload; sha256 locally)."""
+    return _file_digest(local, "md5" if is_gcs(target) else "sha256")
+
+
+def _file_digest(path, algorithm):
     import hashlib
 
-    digest = hashlib.sha256()
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
             digest.update(block)
-    return "sha256:" + digest.hexdigest()
+    return f"{algorithm}:{digest.hexdigest()}"
 
 
 def glob_base(pattern):
@@ -223,17 +285,25 @@ def glob_base(pattern):
 def glob(pattern):
     """Files matching a pattern, sorted (local or gs://; `**` spans folders). A pattern without
     wildcards is returned as it is, existing or not; a folder gives every file below it."""
+    return [path for path, _ in glob_identities(pattern)]
+
+
+def glob_identities(pattern):
+    """`[(path, identity)]` of `glob(pattern)`: on gs:// each file's `identity` as its listing gave
+    it (no request per file); None where nothing was listed (locally, a stat costs nothing)."""
     import fnmatch
-    import glob as _glob
 
     wild = any(c in pattern for c in "*?[")
     if is_gcs(pattern):
         if not wild:
-            return [pattern]
-        base = glob_base(pattern)
-        return [f for f in list_files(base) if fnmatch.fnmatchcase(f, pattern)]
+            return [(pattern, None)]
+        listed = list_objects(glob_base(pattern))
+        return sorted(((path, ident) for path, ident, _ in listed if fnmatch.fnmatchcase(path, pattern)),
+                      key=lambda item: item[0])
     if os.path.isdir(pattern):
-        return list_files(pattern)
-    if not wild:
-        return [pattern]
-    return sorted(p for p in _glob.glob(pattern, recursive=True) if os.path.isfile(p))
+        paths = list_files(pattern)
+    elif not wild:
+        paths = [pattern]
+    else:
+        paths = sorted(p for p in _glob.glob(pattern, recursive=True) if os.path.isfile(p))
+    return [(path, None) for path in paths]

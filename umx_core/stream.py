@@ -14,7 +14,9 @@ module's; this module only schedules chunks.
 """
 
 import dataclasses
+import errno
 import os
+import shutil
 import tempfile
 import time
 
@@ -24,6 +26,8 @@ from umx_core import audio, chunking, storage
 from umx_core.errors import UMXError
 from umx_core.settings import CODECS
 from umx_core.transforms import frame_count
+
+FULL_BELOW = 1 << 24  # bytes free under which a failed write is put down to a full disk
 
 
 @dataclasses.dataclass
@@ -36,6 +40,8 @@ class Result:
     duration: float  # seconds of audio separated
     seconds: float  # wall time
     notes: list  # e.g. "downmixed 8 channels", "resampled 48000 -> 44100 Hz"
+    checksums: dict = dataclasses.field(default_factory=dict)  # {stem name: `storage.checksum` of the stem placed}
+    placed: dict = dataclasses.field(default_factory=dict)  # {stem name: its `storage.placed_identity`}
 
     @property
     def realtime(self):
@@ -132,9 +138,18 @@ class _StreamedTrack:
         try:
             self.writers = audio.StemWriters(outdir, names, ext, reader.rate, self.channels, staging)
         except (OSError, RuntimeError) as exc:  # no such folder, not writable, disk full (soundfile: RuntimeError)
-            error = UMXError(f"{outdir}: cannot write the stems of {reader.label} ({type(exc).__name__}: {exc})")
-            error.stage = "write"
-            raise error from exc
+            raise self._write_error(exc, staging) from exc
+
+    def _write_error(self, exc, staging):
+        """The UMXError (stage "write") of stems that could not be written: names the track, and says
+        when the disk is full."""
+        local = staging if storage.is_gcs(self.outdir) else self.outdir
+        free = _free_bytes(local)  # libsndfile reports a full disk as a "System error" without errno
+        full = getattr(exc, "errno", None) == errno.ENOSPC or (free is not None and free < FULL_BELOW)
+        why = f"the disk holding {local} is full" if full else "cannot write them"
+        error = UMXError(f"{self.reader.label}: stems to {self.outdir}: {why} ({type(exc).__name__}: {exc})")
+        error.stage = "write"
+        return error
 
     def read(self, lo, hi):
         """Samples `[lo, hi)` of the reflect-padded track with the model's channels (zeros once failed)."""
@@ -171,7 +186,11 @@ class _StreamedTrack:
             self.fail(error)
             return
         named = self.separator.to_dict(block[None], self.aggregate)
-        self.writers.write({name: named[name][0] for name in self.names})
+        try:
+            self.writers.write({name: named[name][0] for name in self.names})
+        except (OSError, RuntimeError) as exc:  # disk full (soundfile: LibsndfileError, a RuntimeError)
+            self.fail(self._write_error(exc, self.writers.local))
+            return
         self.buffer = self.buffer[..., final - self.base :]
         self.base = self.emitted = final
         if progress is not None:
@@ -187,9 +206,13 @@ class _StreamedTrack:
             exc.stage = "write"
             self.fail(exc)
             return
+        except (OSError, RuntimeError) as exc:  # closing a stem flushes its last bytes: disk full
+            self.fail(self._write_error(exc, self.writers.local))
+            return
         rate = self.reader.rate
         self.result = Result(self.reader.label, self.outdir, stems, self.reader.samples / rate,
-                             time.monotonic() - self.began, self.notes)
+                             time.monotonic() - self.began, self.notes, self.writers.checksums,
+                             self.writers.placed)
 
     def fail(self, exc):
         """Stop this track with `exc` (the others go on)."""
@@ -202,6 +225,14 @@ class _StreamedTrack:
         if self.writers is not None:
             self.writers.abort()
         self.reader.close()
+
+
+def _free_bytes(folder):
+    """Bytes free on the disk holding `folder` (None if that cannot be told)."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def _stream(separator, tracks, progress=None):

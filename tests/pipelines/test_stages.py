@@ -9,6 +9,7 @@ import uuid
 import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 
+from pipelines.records import ListedRecord
 from pipelines.stages import ClaimFolders, ExpandInputs, Plan, TrackJob, fingerprint
 from tests.pipelines.conftest import write_audio
 from umx_core import storage
@@ -40,7 +41,7 @@ def test_expand_never_takes_the_output_as_input_and_reports_what_matches_nothing
     sources = [("glob", os.path.join(root, "**")), ("glob", os.path.join(root, "typo*.wav")),
                ("glob", os.path.join(output, "**")), ("list", str(tmp_path / "missing.txt"))]
     out = run_dofn(ExpandInputs(output), sources, ["failed"])
-    assert out["main"] == [(os.path.join(output, "a", "song"), song)]
+    assert out["main"] == [(os.path.join(output, "a", "song"), (song, None))]  # locally no identity from a listing
     failed = {r["path"]: r for r in out["failed"]}
     assert set(failed) == {os.path.join(root, "typo*.wav"), os.path.join(output, "**"), str(tmp_path / "missing.txt")}
     assert all(r["stage"] == "match" and r["status"] == "failed" for r in failed.values())
@@ -50,9 +51,10 @@ def test_expand_never_takes_the_output_as_input_and_reports_what_matches_nothing
 
 def test_two_inputs_for_one_folder_one_keeps_it_the_other_fails_naming_both(tmp_path):
     folder = str(tmp_path / "stems" / "song")
-    out = run_dofn(ClaimFolders(), [(folder, ["x/song.wav", "x/song.flac", "x/song.wav"]), ("o/b", ["x/b.wav"])],
-                   ["failed"])
-    assert sorted(out["main"]) == [("x/b.wav", "o/b"), ("x/song.flac", folder)]  # sorts first
+    found = [(folder, [("x/song.wav", None), ("x/song.flac", "{}"), ("x/song.wav", None)]),
+             ("o/b", [("x/b.wav", None)]), ("o/gone", [ListedRecord()])]  # a listed folder no input maps to
+    out = run_dofn(ClaimFolders(), found, ["failed"])
+    assert sorted(out["main"], key=str) == [("x/b.wav", "o/b", None, None), ("x/song.flac", folder, "{}", None)]
     (refused,) = out["failed"]
     assert refused["path"] == "x/song.wav" and refused["stage"] == "output"
     assert "x/song.flac" in refused["error"] and folder in refused["error"]
@@ -63,8 +65,8 @@ def test_the_input_a_folder_already_holds_keeps_it(tmp_path):
     os.makedirs(folder)
     with open(os.path.join(folder, "separation.json"), "w") as f:
         json.dump({"input": "x/song.wav"}, f)
-    out = run_dofn(ClaimFolders(), [(folder, ["x/song.flac", "x/song.wav"])], ["failed"])
-    assert out["main"] == [("x/song.wav", folder)]
+    out = run_dofn(ClaimFolders(), [(folder, [("x/song.flac", None), ("x/song.wav", None)])], ["failed"])
+    assert out["main"] == [("x/song.wav", folder, None, None)]
     assert [r["path"] for r in out["failed"]] == ["x/song.flac"]
 
 

@@ -3,8 +3,8 @@ into place only when every stem of the track is complete (and then uploaded for 
 
 Two attempts at the same track (a retried bundle, two overlapping runs) never touch each
 other's temporary files, and a stem name that exists is always a whole stem. What a killed
-attempt left behind (`.part` files untouched since this attempt began) is removed when the
-next attempt commits.
+attempt left behind (`.part` files untouched since this attempt began, of a process no longer
+running) is removed when the next attempt commits.
 """
 
 import glob
@@ -42,8 +42,8 @@ class StemWriters:
         if self.local is None:
             raise UMXError(f"{folder}: a gs:// output needs a local staging folder")
         fmt, self.subtype = CODECS[codec]
-        token = uuid.uuid4().hex[:12]
-        self.names, self.started = list(names), time.time()
+        token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"  # the writing process, then unique to the attempt
+        self.names, self.started, self.checksums, self.placed = list(names), time.time(), {}, {}
         os.makedirs(self.local, exist_ok=True)
         self.parts = {name: os.path.join(self.local, f"{name}.{codec}.{token}{PART}") for name in names}
         self._writers = {}
@@ -58,21 +58,26 @@ class StemWriters:
             writer.write(np.clip(data, -1.0, 1.0) if self.subtype != "FLOAT" else data)
 
     def commit(self):
-        """Close the stems, rename them into place and upload them for gs://; returns `{name: path}`.
+        """Close the stems, rename them into place and upload them for gs://; returns `{name: path}`,
+        and keeps `{name: storage.checksum of the stem placed}` in `checksums` and
+        `{name: storage.placed_identity of it}` in `placed` (what tells it from a later one).
 
         Raises:
             UMXError naming the stem that could not be stored (its track fails, nothing else).
         """
         self._close_writers()
-        stems = {}
+        stems, self.checksums, self.placed = {}, {}, {}
         for name, part in self.parts.items():
             final_name = f"{name}.{self.codec}"
             target = storage.join(self.folder, final_name)
             try:
+                self.checksums[name] = storage.checksum_as_stored(part, target)
                 if storage.is_gcs(self.folder):
+                    self.placed[name] = self.checksums[name]
                     storage.upload_file(part, target)
                     os.remove(part)
                 else:
+                    self.placed[name] = storage.placed_identity(part)  # a rename keeps inode, size and mtime
                     os.replace(part, target)
             except Exception as exc:  # any storage error fails this track only
                 raise UMXError(f"{target}: cannot write the stem ({type(exc).__name__}: {exc})") from exc
@@ -81,18 +86,24 @@ class StemWriters:
         return stems
 
     def abort(self):
-        """Close and remove every unfinished stem."""
-        self._close_writers()
-        for part in self.parts.values():
+        """Close and remove every unfinished stem (even when closing fails: a full disk)."""
+        for part, writer in zip(self.parts.values(), self._writers.values()):
+            try:
+                writer.close()
+            except (OSError, RuntimeError):  # its last bytes could not be flushed: removed anyway
+                pass
             if os.path.exists(part):
                 os.remove(part)
 
     def _sweep(self):
-        """Remove the `.part` files of attempts that died: not written to since this one began."""
+        """Remove the `.part` files of attempts that died: not written to since this one began, by a
+        process no longer running here (a live attempt may wait long between two writes)."""
         for name in self.names:
-            for part in glob.glob(os.path.join(glob.escape(self.local), f"{glob.escape(name)}.{self.codec}.*{PART}")):
+            prefix = os.path.join(self.local, f"{name}.{self.codec}.")
+            for part in glob.glob(glob.escape(prefix) + f"*{PART}"):
                 try:
-                    if os.path.getmtime(part) < self.started - 1.0:
+                    pid = part[len(prefix) :].split("-", 1)[0]  # the token names the writing process
+                    if os.path.getmtime(part) < self.started and not storage.process_running(pid):
                         os.remove(part)
                 except OSError:  # gone meanwhile (its own attempt finished or swept it)
                     pass
