@@ -41,7 +41,9 @@ def quality(model, root, split, max_tracks):
     separators = {p: load_separator(model, niter=1, precision=p) for p in ("float32", "bfloat16")}
     for precision, separator in separators.items():
         results = evaluate(root, separator, split=split, max_tracks=max_tracks, log=lambda line: None)[MODEL]
-        medians[precision] = {t: float(np.nanmedian([results[track][t]["SDR"] for track in results]))
+        # a score BSS Eval could not compute is stored as None
+        medians[precision] = {t: float(np.nanmedian([np.nan if results[track][t]["SDR"] is None
+                                                     else results[track][t]["SDR"] for track in results]))
                               for t in separator.targets}
     folder = storage.join(root, split)
     for name in storage.list_dirs(folder)[:max_tracks]:
@@ -65,9 +67,11 @@ def main():
     parser.add_argument("--root", default="build/demo/data/5stems", help="rendered demo data (make demo-data)")
     parser.add_argument("--split", default="test-ood")
     parser.add_argument("--max-tracks", type=int, default=6)
+    parser.add_argument("--no-speed", action="store_true", help="only the quality half")
     args = parser.parse_args()
     limit_threads()
-    speed(args.seconds, args.repeats)
+    if not args.no_speed:
+        speed(args.seconds, args.repeats)
     if os.path.isdir(os.path.join(args.root, args.split)):
         quality(args.model, args.root, args.split, args.max_tracks)
     else:
