@@ -187,7 +187,7 @@ class Separator:
         Returns:
             float32 `(n, sources, ch, n_fft + n_hop * (width - 1))`.
         """
-        estimates = tf.transpose(estimates, [0, 1, 4, 2, 3])  # -> (n, targets, ch, frames, bins)
+        estimates = tf.transpose(estimates, [0, 1, 4, 2, 3])  # -> (n, targets, ch, width, bins)
         width = self._width(centres)
         steps = tf.range(width)
         index = tf.minimum(offsets[:, None] + steps[None, :], tf.shape(mix)[2] - 1)  # (n, width)

@@ -139,7 +139,14 @@ def list_dirs(prefix):
 
 def list_files(prefix):
     """Every file below a directory (recursively), as full paths."""
-    return sorted(path for path, _, _ in list_objects(prefix))
+    if is_gcs(prefix):
+        return sorted(path for path, _, _ in list_objects(prefix))
+    return sorted(_walk(prefix))
+
+
+def _walk(folder):
+    for root, _, files in os.walk(folder):
+        yield from (os.path.join(root, f) for f in files)
 
 
 def list_objects(prefix, match_glob=None):
@@ -160,13 +167,11 @@ def list_objects(prefix, match_glob=None):
                 yield (f"gs://{bucket}/{b.name}", {"generation": int(b.generation), "size": int(b.size)},
                        dict(b.metadata or {}))
         return
-    for root, _, files in os.walk(prefix):
-        for f in files:
-            path = os.path.join(root, f)
-            try:
-                yield path, identity(path), {}
-            except UMXError:  # removed since it was listed
-                continue
+    for path in _walk(prefix):
+        try:
+            yield path, identity(path), {}
+        except UMXError:  # removed since it was listed
+            continue
 
 
 def upload_file(path, target):

@@ -87,9 +87,9 @@ class StemWriters:
 
     def abort(self):
         """Close and remove every unfinished stem (even when closing fails: a full disk)."""
-        for part, writer in zip(self.parts.values(), self._writers.values()):
+        for name, part in self.parts.items():
             try:
-                writer.close()
+                self._writers[name].close()
             except (OSError, RuntimeError):  # its last bytes could not be flushed: removed anyway
                 pass
             if os.path.exists(part):
