@@ -5,7 +5,7 @@ on whatever device TensorFlow picks: a umxhq-size model with random weights (4 t
 N seconds of stereo, for each `--batch-frames`, niter 1; prints the real-time factor and, on a GPU,
 the peak device memory. These are the figures docs/deploy.md's GPU cost model asks for.
 
-    .venv/bin/python bench/device_speed.py [--seconds 60] [--batch-frames 1200 4800 9600]
+    .venv/bin/python bench/device_speed.py [--seconds 60] [--batch-frames auto 1200 4800 9600]
 """
 
 import argparse
@@ -35,7 +35,8 @@ def umxhq_size_separator(batch_frames):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--batch-frames", type=int, nargs="+", default=[1200, 4800])
+    parser.add_argument("--batch-frames", type=lambda v: None if v == "auto" else int(v), nargs="+",
+                        default=[None, 1200, 4800], help="frames per call; auto: what the Separator picks for the device")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     from umx_core.console import quiet_tensorflow
@@ -62,7 +63,8 @@ def main():
         memory = ""
         if gpus:
             memory = f", peak GPU memory {tf.config.experimental.get_memory_info('GPU:0')['peak'] / 2**30:.2f} GiB"
-        print(f"  batch_frames {batch_frames:>6}: {args.seconds / best:6.1f}x real time ({best:.2f} s){memory}")
+        chosen = f"{separator.batch_frames} ({'auto' if batch_frames is None else 'given'})"
+        print(f"  batch_frames {chosen:>13}: {args.seconds / best:6.1f}x real time ({best:.2f} s){memory}")
 
 
 if __name__ == "__main__":

@@ -68,6 +68,30 @@ def normalise(out, nb_frames, n_fft, n_hop, start, block=1 << 20):
         out[..., first : first + index.size] /= envelope
 
 
+# Frames per network call when nothing says otherwise and no accelerator is seen: on a CPU the
+# memory/speed trade measured for a umxhq-size model (docs/benchmarks.md, "The default chosen").
+CPU_BATCH_FRAMES = 1800
+# bytes one frame of a batch holds during a network call and its EM, in float32 tensors the size of
+# the targets' spectrograms `(targets, bins, channels)`: the slope of peak memory against batch_frames
+# measured on the CPU (umxhq size, `umx` on 10 min: 2.0 GB more from 2400 to 4800, 0.8 MB a frame)
+TENSORS_PER_FRAME = 12
+
+
+def batch_frames_for(memory, targets, bins, channels, share=0.5, most=1 << 16):
+    """Frames per network call that fill `share` of an accelerator's `memory` bytes.
+
+    Args:
+        memory: the device's memory in bytes (what TensorFlow may allocate there).
+        targets, bins, channels: the separator's targets, STFT bins and channels.
+        share: the part of the memory a batch may take (the rest: weights, EM, the runtime).
+        most: the upper limit (more frames per call no longer amortise anything).
+    Returns:
+        at least `CPU_BATCH_FRAMES`.
+    """
+    per_frame = TENSORS_PER_FRAME * 4 * int(targets) * int(bins) * int(channels)
+    return int(min(most, max(CPU_BATCH_FRAMES, memory * share // per_frame)))
+
+
 def chunks_per_call(width, batch_frames):
     """Chunks of `width` frames in one network call of at most `batch_frames` frames (at least one)."""
     return max(1, int(batch_frames) // int(width))

@@ -59,7 +59,8 @@ class Separator:
         segment: centre frames per chunk, a multiple of wiener_win_len (default: wiener_win_len).
         context: extra frames the network sees on each side of a chunk.
         batch_frames: frames (context included) batched into one network call: a run knob
-            (memory against speed), not saved with the model.
+            (memory against speed), not saved with the model. None: from the device, half a
+            GPU's memory (`chunking.batch_frames_for`), or `chunking.CPU_BATCH_FRAMES` without one.
         jit_compile: compile the chunk computation with XLA (2-3x faster on CPU). Chunks are
             zero-padded to `segment + 2 * context` frames (padding is masked, so exact) and batches
             to a power-of-two number of chunks, so a few shapes are compiled once per separator.
@@ -130,6 +131,12 @@ class Separator:
             raise UMXError(f"segment ({segment}) must be a multiple of wiener_win_len ({self.wiener_win_len})")
         self.segment = None if segment is None else int(segment)
         self.context = int(context)
+        if batch_frames is None:
+            from umx_core.devices import accelerator_memory
+
+            memory = accelerator_memory()
+            batch_frames = chunking.CPU_BATCH_FRAMES if memory is None else chunking.batch_frames_for(
+                memory, len(self.model.targets), self.n_fft // 2 + 1, self.nb_channels)
         self.batch_frames = int(batch_frames)
         self.jit_compile = bool(jit_compile) and self.segment is not None
         self._chunk_fns = {}  # one traced graph per channel count (EM needs it static)

@@ -47,8 +47,9 @@ FIELDS = {
                              '\'{"vocals": ["vocals"], "accompaniment": ["drums", "bass", "other"]}\''),
     "codec": Field("wav", "stem format: wav (float), flac (24 bit), mp3 or ogg", umx_flag="--ext",
                    job_default="flac"),
-    "batch_frames": Field(1800, "STFT frames per network call: memory against speed (at 1800 about 1.8 GB "
-                                "peak for a umxhq-size model whatever the file length; 1200: 1.4 GB, 2400: 2.0 GB)"),
+    "batch_frames": Field(None, "STFT frames per network call: memory against speed (default: from the device: "
+                                "on a GPU as many as half its memory holds; on a CPU 1800, about 1.8 GB peak for a "
+                                "umxhq-size model whatever the file length; 1200: 1.4 GB, 2400: 1.9 GB)"),
     "precision": Field("float32", "the network's arithmetic: float32, or bfloat16 for accelerators with fast "
                                   "bfloat16 matmuls (STFT and EM stay float32; on a 2-core AVX512-BF16 CPU it was "
                                   "slower, docs/benchmarks.md)"),
@@ -120,6 +121,8 @@ class SeparationSettings:
         if self.codec not in CODECS:
             raise SettingError("codec", f"must be one of {', '.join(CODECS)}, got {self.codec!r}")
         for name in ("niter", "batch_frames"):
+            if name == "batch_frames" and self.batch_frames is None:
+                continue  # from the device (`Separator`)
             if not isinstance(getattr(self, name), int) or getattr(self, name) < (0 if name == "niter" else 1):
                 raise SettingError(name, f"must be a whole number {'>= 0' if name == 'niter' else '>= 1'}, "
                                          f"got {getattr(self, name)!r}")

@@ -40,3 +40,16 @@ def test_normalise_divides_by_the_squared_window_sum():
     chunking.normalise(out, nb_frames, n_fft, hop, start=start, block=7)  # blocks must not matter
     assert np.allclose(out, 1 / envelope[start:-start].numpy(), rtol=1e-6)
 
+
+
+def test_batch_frames_for_a_device_grows_with_its_memory_and_shrinks_with_the_model():
+    """More device memory: more frames per call; a model whose frames weigh more gets fewer; never
+    below the CPU default, never above the cap."""
+    gib = 1 << 30
+    umxhq = dict(targets=4, bins=2049, channels=2)
+    sizes = [chunking.batch_frames_for(g * gib, **umxhq) for g in (1, 4, 16, 40)]
+    assert sizes == sorted(sizes) and sizes[0] == chunking.CPU_BATCH_FRAMES and sizes[-1] > sizes[1]
+    assert chunking.batch_frames_for(16 * gib, targets=2, bins=2049, channels=2) > sizes[2]
+    # half of 16 GiB over the modelled bytes per frame: the batch's share stays within the device's half
+    assert sizes[2] * chunking.TENSORS_PER_FRAME * 4 * 4 * 2049 * 2 <= 8 * gib
+    assert chunking.batch_frames_for(1 << 50, **umxhq) == 1 << 16

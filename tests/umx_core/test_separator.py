@@ -148,3 +148,17 @@ def test_bfloat16_precision_computes_the_network_in_bfloat16_and_leaves_the_mode
     assert {layer.dtype_policy.name for layer in full.model.joint.filter_layers} == {"float32"}
     with pytest.raises(UMXError, match="precision must be one of float32, bfloat16"):
         Separator(full.model, precision="float16")
+
+
+def test_batch_frames_come_from_the_device_when_not_given(monkeypatch):
+    """No GPU here: the CPU default; a (pretended) 16 GiB GPU: what `batch_frames_for` gives for the model."""
+    from umx_core import Separator, chunking, devices
+    from umx_core.model import BLSTMSpectralFilterLayer
+
+    filters = {t: BLSTMSpectralFilterLayer(nb_bins=129, hidden_size=8, max_bin=64, name=t) for t in ("a", "b")}
+    assert devices.accelerator_memory() is None
+    assert Separator(filters, n_fft=256, n_hop=64).batch_frames == chunking.CPU_BATCH_FRAMES
+    assert Separator(filters, n_fft=256, n_hop=64, batch_frames=40).batch_frames == 40
+    monkeypatch.setattr(devices, "accelerator_memory", lambda: 16 << 30)
+    on_gpu = Separator(filters, n_fft=256, n_hop=64).batch_frames
+    assert on_gpu == chunking.batch_frames_for(16 << 30, targets=2, bins=129, channels=2) > chunking.CPU_BATCH_FRAMES

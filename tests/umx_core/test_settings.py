@@ -9,7 +9,7 @@ from umx_core.errors import UMXError
 def test_settings_validate_and_name_each_commands_flag():
     """One home for a setting: defaults, validation, and errors that say the flag the command uses."""
     defaults = SeparationSettings()
-    assert (defaults.niter, defaults.wiener_win_len, defaults.codec, defaults.batch_frames) == (1, 300, "wav", 1800)
+    assert (defaults.niter, defaults.wiener_win_len, defaults.codec, defaults.batch_frames) == (1, 300, "wav", None)
     assert SeparationSettings.from_flags("beam").codec == "flac"  # the catalog job's own default
     parsed = SeparationSettings(targets="vocals, drums", aggregate='{"band": ["drums"]}', codec=".FLAC")
     assert parsed.targets == ("vocals", "drums") and parsed.aggregate == {"band": ["drums"]} and parsed.codec == "flac"
