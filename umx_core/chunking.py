@@ -70,11 +70,12 @@ def normalise(out, nb_frames, n_fft, n_hop, start, block=1 << 20):
 
 # Frames per network call when nothing says otherwise and no accelerator is seen: on a CPU the
 # memory/speed trade measured for a umxhq-size model (docs/benchmarks.md, "The default chosen").
-CPU_BATCH_FRAMES = 1800
-# bytes one frame of a batch holds during a network call and its EM, in float32 tensors the size of
-# the targets' spectrograms `(targets, bins, channels)`: the slope of peak memory against batch_frames
-# measured on the CPU (umxhq size, `umx` on 10 min: 2.0 GB more from 2400 to 4800, 0.8 MB a frame)
-TENSORS_PER_FRAME = 12
+CPU_BATCH_FRAMES = 2400
+# bytes one frame of a batch holds during a network call, in float32 tensors the size of the
+# targets' spectrograms `(targets, bins, channels)`: the slope of peak memory against batch_frames
+# measured on the CPU (umxhq size, `umx` on 10 min: 0.98 GB more from 2400 to 4800, 0.41 MB a
+# frame, 6.2 such tensors; EM runs one chunk at a time, so it adds a constant)
+TENSORS_PER_FRAME = 6
 
 
 def batch_frames_for(memory, targets, bins, channels, share=0.5, most=1 << 16):

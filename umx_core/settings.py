@@ -48,8 +48,8 @@ FIELDS = {
     "codec": Field("wav", "stem format: wav (float), flac (24 bit), mp3 or ogg", umx_flag="--ext",
                    job_default="flac"),
     "batch_frames": Field(None, "STFT frames per network call: memory against speed (default: from the device: "
-                                "on a GPU as many as half its memory holds; on a CPU 1800, about 1.8 GB peak for a "
-                                "umxhq-size model whatever the file length; 1200: 1.4 GB, 2400: 1.9 GB)"),
+                                "on a GPU as many as half its memory holds; on a CPU 2400, about 1.8 GB peak for a "
+                                "umxhq-size model whatever the file length; 1800: 1.7 GB, 4800: 2.8 GB)"),
     "precision": Field("float32", "the network's arithmetic: float32, or bfloat16 for accelerators with fast "
                                   "bfloat16 matmuls (STFT and EM stay float32; on a 2-core AVX512-BF16 CPU it was "
                                   "slower, docs/benchmarks.md)"),
