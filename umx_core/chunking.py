@@ -69,7 +69,8 @@ def normalise(out, nb_frames, n_fft, n_hop, start, block=1 << 20):
 
 
 # Frames per network call when nothing says otherwise and no accelerator is seen: on a CPU the
-# memory/speed trade measured for a umxhq-size model (docs/benchmarks.md, "The default chosen").
+# memory/speed trade measured for a umxhq-size model (docs/benchmarks.md, "EM one chunk at a time,
+# and 2400 frames per call again": 1.78 GB for a 60-minute `umx`).
 CPU_BATCH_FRAMES = 2400
 # bytes one frame of a batch holds during a network call, in float32 tensors the size of the
 # targets' spectrograms `(targets, bins, channels)`: the slope of peak memory against batch_frames

@@ -203,8 +203,8 @@ class Separator:
         estimates = estimates * valid[:, None, None, :, None]
 
         # one chunk at a time: EM's intermediates (covariances, inverses, complex estimates) are the
-        # largest per-frame memory of a call; looping keeps them to one chunk whatever the batch, at
-        # no measured cost in speed (docs/benchmarks.md)
+        # largest per-frame memory of a call; looping keeps them to one chunk whatever the batch (no
+        # measurable cost for a umxhq-size model, 2-5% for the small demo models: docs/benchmarks.md)
         def one_chunk(pair):
             stems = self.model.em.channels_first(pair[0][None], pair[1][None])[0]  # (sources, ch, width, bins)
             return overlap_add(stems, self.n_fft, self.n_hop)
