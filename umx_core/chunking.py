@@ -94,6 +94,22 @@ def batch_frames_for(memory, targets, bins, channels, share=0.5, most=1 << 16):
     return int(min(most, max(CPU_BATCH_FRAMES, memory * share // per_frame)))
 
 
+# up to this many chunks per call a batch keeps its own size; above it (a GPU's large batches) a
+# batch is padded to a power of two so that few shapes are compiled. On a CPU a padded chunk costs
+# as much as a real one (20 s of umxhq size at 2400: 3 chunks padded to 4 ran at 30-32x, 2 + 1 at
+# 1200 at 35x), and 5 or so shapes are compiled once and kept in the persistent XLA cache.
+EXACT_ROWS = 8
+
+
+def rows_for(chunks, per_call):
+    """Rows of the batch `chunks` chunks are padded to (empty chunks at the end), when at most
+    `per_call` go into one call: `chunks` itself up to `EXACT_ROWS` chunks per call, else the next
+    power of two (at most `per_call`)."""
+    if per_call <= EXACT_ROWS:
+        return chunks
+    return max(chunks, min(1 << (chunks - 1).bit_length(), per_call))
+
+
 def chunks_per_call(width, batch_frames):
     """Chunks of `width` frames in one network call of at most `batch_frames` frames (at least one)."""
     return max(1, int(batch_frames) // int(width))

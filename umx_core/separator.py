@@ -9,8 +9,6 @@ approximation is the LSTM seeing `context` frames rather than the whole track. A
 at most `segment` frames is one chunk and matches open-unmix exactly.
 """
 
-import functools
-
 import numpy as np
 import tensorflow as tf
 
@@ -41,6 +39,44 @@ def _float32_filter(layer, mix, lengths, offsets, width):
     return tf.cast(apply_filter(layer, mix, lengths, centre=(offsets, width)), tf.float32)
 
 
+def _structure(layer):
+    """What a filter's program depends on besides its weights' values: its class, settings,
+    compute dtype and the paths (below the layer's own name), shapes and dtypes of its weights."""
+    import json
+
+    config = {k: v for k, v in layer.get_config().items() if k != "name"}
+    def below(path):  # the path below the layer's own name (which comes after its parents')
+        parts = path.split("/")
+        return "/".join(parts[parts.index(layer.name) + 1:] if layer.name in parts else parts)
+
+    weights = tuple((below(v.path), tuple(v.shape), str(v.dtype)) for v in layer.weights)
+    return (type(layer).__qualname__, json.dumps(config, sort_keys=True, default=str), layer.compute_dtype, weights)
+
+
+def _filter_programs(layers, jit):
+    """`(program, weights)` per filter layer: `program(weights, mix, lengths, offsets, width)` is the
+    layer's estimate of the centre frames with those weights (a list of tensors).
+
+    Filters alike but for their weights' values (every target of a UMX model) share one traced and
+    compiled program that takes the weights as inputs: the first file of a `umx` run then traces
+    one filter instead of one per target (5 traces were 0.9 s of a 10 s file's run), and the
+    persistent XLA cache holds one program instead of one per target.
+    """
+    import keras
+
+    programs = {}
+    for layer in layers:
+        key = _structure(layer)
+        if key not in programs:
+
+            def run(values, mix, lengths, offsets, width, template=layer):
+                with keras.StatelessScope(state_mapping=list(zip(template.weights, values))):
+                    return _float32_filter(template, mix, lengths, offsets, width)
+
+            programs[key] = tf.function(run, jit_compile=jit, autograph=False)
+    return [(programs[_structure(layer)], tuple(layer.weights)) for layer in layers]
+
+
 class Separator:
     """Separate mixtures into stems with a UMX model, in bounded memory.
 
@@ -62,8 +98,9 @@ class Separator:
             (memory against speed), not saved with the model. None: from the device, half a
             GPU's memory (`chunking.batch_frames_for`), or `chunking.CPU_BATCH_FRAMES` without one.
         jit_compile: compile the chunk computation with XLA (2-3x faster on CPU). Chunks are
-            zero-padded to `segment + 2 * context` frames (padding is masked, so exact) and batches
-            to a power-of-two number of chunks, so a few shapes are compiled once per separator.
+            zero-padded to `segment + 2 * context` frames (padding is masked, so exact), and above
+            `chunking.EXACT_ROWS` chunks per call batches to a power-of-two number of chunks, so a
+            few shapes are compiled once per separator.
             Ignored (graph mode) when `segment` is None, where every track length is a new shape.
         eps: EM regularisation (open-unmix: 1e-10).
         precision: "float32", or "bfloat16": the network computes in bfloat16 (Keras's
@@ -143,10 +180,7 @@ class Separator:
         jit = self.jit_compile
         self._stages = {
             "stft": tf.function(self._stft_magnitude, jit_compile=jit, autograph=False),
-            "filters": [
-                tf.function(functools.partial(_float32_filter, layer), jit_compile=jit, autograph=False)
-                for layer in self.model.joint.filter_layers
-            ],
+            "filters": _filter_programs(self.model.joint.filter_layers, jit),
             "em": tf.function(self._em_overlap_add, jit_compile=jit, autograph=False),
         }
 
@@ -229,8 +263,22 @@ class Separator:
         """
         mix, magnitude = self._stages["stft"](audio)
         width = self._width(centres)
-        estimates = tf.stack([fn(magnitude, lengths, offsets, width) for fn in self._stages["filters"]], axis=1)
-        return self._stages["em"](estimates, mix, offsets, centres)
+        estimates = tf.stack([program([tf.convert_to_tensor(w) for w in weights], magnitude, lengths, offsets, width)
+                              for program, weights in self._stages["filters"]], axis=1)
+        if not self.jit_compile:
+            return self._stages["em"](estimates, mix, offsets, centres)
+        # two EM programs on the two halves of the batch: each runs its chunks one at a time, and
+        # TensorFlow runs the two side by side (an XLA program's FFTs use one core; niter 1 on 30 s,
+        # umxhq size: 0.18 s against 0.26 s in one program, docs/benchmarks.md)
+        em = self._stages["em"]
+        rows = tf.shape(estimates)[0]
+        half = (rows + 1) // 2
+
+        def halves():
+            first = em(estimates[:half], mix[:half], offsets[:half], centres[:half])
+            return tf.concat([first, em(estimates[half:], mix[half:], offsets[half:], centres[half:])], axis=0)
+
+        return tf.cond(rows > 1, halves, lambda: em(estimates, mix, offsets, centres))
 
     def _prepare(self, audio):
         """Validate `(batch, channels, samples)` audio and match the model's channels."""
@@ -292,9 +340,9 @@ class Separator:
     def separate_chunks(self, read, channels, group, width, add):
         """Separate one batch of chunks and hand each chunk's stems to `add` (the streaming path's entry).
 
-        Chunks are zero-padded to `width` frames and the batch to a power of two with empty
-        chunks (length 0): the network masks padded frames and EM zeroes them, so the
-        padding changes no output sample.
+        Chunks are zero-padded to `width` frames and, with many chunks per call, the batch to a
+        power of two with empty chunks (length 0, `chunking.rows_for`): the network masks padded
+        frames and EM zeroes them, so the padding changes no output sample.
 
         Args:
             read: `read(b, lo, hi)` -> `(channels, hi - lo)` samples `[lo, hi)` of track `b`
@@ -308,8 +356,7 @@ class Separator:
         n_fft, hop = self.n_fft, self.n_hop
         rows = len(group)
         if self.jit_compile:
-            rows = min(1 << (rows - 1).bit_length(), chunking.chunks_per_call(width, self.batch_frames))
-            rows = max(rows, len(group))
+            rows = chunking.rows_for(rows, chunking.chunks_per_call(width, self.batch_frames))
         samples = n_fft + hop * (width - 1)
         chunk_audio = np.zeros((rows, channels, samples), np.float32)
         lengths, offsets, centres = (np.zeros(rows, np.int32) for _ in range(3))

@@ -53,3 +53,15 @@ def test_batch_frames_for_a_device_grows_with_its_memory_and_shrinks_with_the_mo
     # half of 16 GiB over the modelled bytes per frame: the batch's share stays within the device's half
     assert sizes[2] * chunking.TENSORS_PER_FRAME * 4 * 4 * 2049 * 2 <= 8 * gib
     assert chunking.batch_frames_for(1 << 50, **umxhq) == 1 << 16
+
+
+@pytest.mark.parametrize("per_call", [1, 3, 5, 8, 9, 23, 64])
+def test_rows_exact_for_few_chunks_a_call_and_few_shapes_for_many(per_call):
+    rows = [chunking.rows_for(n, per_call) for n in range(1, per_call + 1)]
+    assert all(n <= r <= per_call for n, r in zip(range(1, per_call + 1), rows))
+    if per_call <= chunking.EXACT_ROWS:
+        assert rows == list(range(1, per_call + 1))  # no empty chunk computed
+    else:
+        # padded to powers of two: a handful of compiled shapes however large the batch
+        assert all(r == per_call or r & (r - 1) == 0 for r in rows)
+        assert len(set(rows)) <= per_call.bit_length() + 1 < per_call

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from tests.conftest import random_openunmix_targets, rel_error, state_dicts
+from umx_core import chunking
 from umx_core.convert import separator_from_openunmix
 from umx_core.errors import UMXError
 
@@ -67,6 +68,11 @@ def test_batching_chunks_does_not_change_the_result(stereo_models):
     big = separator_from_openunmix(state_dicts(stereo_models), niter=1, segment=300, batch_frames=10_000)(audio)
     small = separator_from_openunmix(state_dicts(stereo_models), niter=1, segment=300, batch_frames=1)(audio)
     np.testing.assert_allclose(big, small, atol=1e-5)
+    # 6 chunks of 428 frames: 10,000 frames pad a batch of 6 to 8 empty-ended rows, whose EM runs as
+    # two halves of 4; 3 chunks a call keep batches of 3 rows (EM halves of 2 and 1); 1: one row, one EM
+    threes = separator_from_openunmix(state_dicts(stereo_models), niter=1, segment=300, batch_frames=3 * 428)
+    assert chunking.rows_for(3, chunking.chunks_per_call(428, threes.batch_frames)) == 3
+    np.testing.assert_allclose(threes(audio), small, atol=1e-5)
 
 
 def test_stems_sum_to_the_mixture_with_residual(stereo_models):
@@ -162,3 +168,30 @@ def test_batch_frames_come_from_the_device_when_not_given(monkeypatch):
     monkeypatch.setattr(devices, "accelerator_memory", lambda: 16 << 30)
     on_gpu = Separator(filters, n_fft=256, n_hop=64).batch_frames
     assert on_gpu == chunking.batch_frames_for(16 << 30, targets=2, bins=129, channels=2) > chunking.CPU_BATCH_FRAMES
+
+
+def test_filters_alike_share_one_program_each_with_its_own_weights():
+    """Targets whose filters differ only in their weights' values share one traced program; a filter
+    of another size gets its own; each target's estimate is its own layer's."""
+    from umx_core import Separator
+    from umx_core.model import BLSTMSpectralFilterLayer, apply_filter
+
+    import tensorflow as tf
+
+    sizes = {"a": 8, "b": 8, "c": 12}
+    filters = {t: BLSTMSpectralFilterLayer(nb_bins=129, hidden_size=h, max_bin=64, name=t) for t, h in sizes.items()}
+    sep = Separator(filters, n_fft=256, n_hop=64, wiener_win_len=20, context=4)
+    mag = tf.constant(np.random.default_rng(9).random((3, 28, 129, 2)), tf.float32)
+    for seed, layer in enumerate(filters.values()):  # distinct weights, batch-norm statistics included
+        rng = np.random.default_rng(seed)
+        layer.set_weights([(np.abs(rng.standard_normal(w.shape)) + 0.5 if "variance" in w.path
+                            else rng.standard_normal(w.shape) * 0.3).astype(np.float32) for w in layer.weights])
+    programs = [program for program, _ in sep._stages["filters"]]
+    assert programs[0] is programs[1] and programs[2] is not programs[0]
+    lengths, offsets = tf.constant([28, 28, 20], tf.int32), tf.constant([4, 4, 4], tf.int32)
+    estimates = [program([tf.convert_to_tensor(w) for w in weights], mag, lengths, offsets, 20).numpy()
+                 for program, weights in sep._stages["filters"]]
+    for estimate, layer in zip(estimates, filters.values()):
+        expected = apply_filter(layer, mag, lengths, centre=(offsets, 20)).numpy()
+        np.testing.assert_allclose(estimate, expected, rtol=1e-4, atol=1e-5)
+    assert np.abs(estimates[0] - estimates[1]).max() > 1e-3  # same program, different weights
