@@ -9,6 +9,8 @@ approximation is the LSTM seeing `context` frames rather than the whole track. A
 at most `segment` frames is one chunk and matches open-unmix exactly.
 """
 
+import json
+
 import numpy as np
 import tensorflow as tf
 
@@ -42,9 +44,8 @@ def _float32_filter(layer, mix, lengths, offsets, width):
 def _structure(layer):
     """What a filter's program depends on besides its weights' values: its class, settings,
     compute dtype and the paths (below the layer's own name), shapes and dtypes of its weights."""
-    import json
-
     config = {k: v for k, v in layer.get_config().items() if k != "name"}
+
     def below(path):  # the path below the layer's own name (which comes after its parents')
         parts = path.split("/")
         return "/".join(parts[parts.index(layer.name) + 1:] if layer.name in parts else parts)
@@ -64,9 +65,9 @@ def _filter_programs(layers, jit):
     """
     import keras
 
+    keys = [_structure(layer) for layer in layers]
     programs = {}
-    for layer in layers:
-        key = _structure(layer)
+    for key, layer in zip(keys, layers):
         if key not in programs:
 
             def run(values, mix, lengths, offsets, width, template=layer):
@@ -74,7 +75,7 @@ def _filter_programs(layers, jit):
                     return _float32_filter(template, mix, lengths, offsets, width)
 
             programs[key] = tf.function(run, jit_compile=jit, autograph=False)
-    return [(programs[_structure(layer)], tuple(layer.weights)) for layer in layers]
+    return [(programs[key], tuple(layer.weights)) for key, layer in zip(keys, layers)]
 
 
 class Separator:
