@@ -68,8 +68,9 @@ example: venv
 # (440 train + 24 valid + 12 test songs of 12 s, 44.1 kHz, seed 2026) and 12 out-of-distribution test
 # songs (held-out styles and soundfont), trains demo-5stems then demo-2stems, evaluates both splits
 # against the mixture and ideal-ratio-mask baselines, and copies the exports, scores, plots and the
-# README table into place. About 100 min on 2 quiet CPU cores, from the pieces' times measured 2026-11-24
-# (render 14, demo-5stems 37 + evaluation 18, demo-2stems 29 + 2); on a machine shared with other work up to 150.
+# README table into place. About 95 min on 2 quiet CPU cores, from the pieces' times measured 2026-11-24/25
+# (render 14, demo-5stems 37 + evaluation 12 in two scoring processes (18 in one), demo-2stems 29 + 2);
+# on a machine shared with other work up to 150.
 DEMO := build/demo
 DEMO_SEED := 2026
 DEMO_JOBS := 2
@@ -92,7 +93,7 @@ demo-data: $(DEMO)/data/5stems/.done $(DEMO)/data/2stems/.done
 demo-model-%: $(DEMO)/data/%/.done system-deps
 	$(BIN)/python -m training.train --profile demo-$* --root $(DEMO)/data/$* --output $(DEMO)/runs/demo-$*
 	for split in test test-ood; do $(BIN)/python -m training.evaluate --model $(DEMO)/runs/demo-$*/separator \
-		--root $(DEMO)/data/$* --split $$split --baselines --out $(DEMO)/runs/demo-$*/eval-$$split || exit 1; done
+		--root $(DEMO)/data/$* --split $$split --baselines --jobs $(DEMO_JOBS) --out $(DEMO)/runs/demo-$*/eval-$$split || exit 1; done
 
 demo-models: demo-model-5stems demo-model-2stems
 	mkdir -p umx_core/models docs/img

@@ -90,6 +90,29 @@ def test_evaluate_scores_with_museval_and_baselines(solo_runs, data, tmp_path):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def test_scoring_in_worker_processes_gives_the_same_scores(solo_runs, data):
+    separator = load_separator(solo_runs["vocals"] + "/separator")
+    said = {1: [], 2: []}
+    one, two = (evaluate.evaluate(data, separator, baselines=True, log=said[jobs].append, jobs=jobs) for jobs in (1, 2))
+    assert sorted(two["model"]) == ["track0004", "track0005"]
+    flat = [(m, k, t, metric, v) for m in one for k in one[m] for t in one[m][k] for metric, v in one[m][k][t].items()]
+    for method, track, target, metric, value in flat:  # one BLAS thread a worker: equal to rounding
+        other = two[method][track][target][metric]
+        if value > 100:  # the mixture baseline's SAR: no artefact at all, a ratio of rounding errors
+            assert other > 100, (method, track, target, metric)
+        else:
+            assert other == pytest.approx(value, rel=1e-6, abs=1e-9), (method, track, target, metric)
+    assert [line.split(":")[0] for line in said[2]] == ["track0004", "track0005"]  # logged in track order
+    assert evaluate._scoring_pool(1) is None
+    pool = evaluate._scoring_pool(2)
+    try:
+        assert pool.apply_async(os.getpid).get() != os.getpid()  # the scoring runs elsewhere
+        assert pool.apply_async(os.getenv, ("OPENBLAS_NUM_THREADS",)).get() == "1"
+    finally:
+        pool.terminate()
+    assert "OPENBLAS_NUM_THREADS" not in os.environ or os.environ["OPENBLAS_NUM_THREADS"] != "1"
+
+
 def test_ideal_ratio_mask_of_one_source_is_the_mixture():
     rng = np.random.default_rng(0)
     stems = rng.standard_normal((1, 2, 4000)).astype(np.float32)
