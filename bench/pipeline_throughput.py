@@ -4,8 +4,10 @@ Generates `--tracks` stereo 44.1 kHz tracks of `--seconds` each (FLAC), then mea
 seconds per wall second of: the bare `umx_core.separate_file` loop in this process (model
 already loaded, compiled on a warm-up file first), the job with one worker
 (`python -m pipelines.separate_catalog`, start-up and model loading included), and the job with
-`--direct_running_mode=multi_processing --direct_num_workers=2`. With `--long-minutes`, also the
-job's peak RSS on one track of that length (the child process's ru_maxrss).
+`--direct_running_mode=multi_processing --direct_num_workers=2`. The job's fixed start-up (process,
+imports, model load, compiled programs from the cache, pipeline construction) is timed on one 10 s
+track and also taken out, so the overhead that grows with the catalog shows on its own. With
+`--long-minutes`, also the job's peak RSS on one track of that length (the child process's ru_maxrss).
 
     .venv/bin/python bench/pipeline_throughput.py [--model demo-5stems] [--tracks 4] [--seconds 180] [--long-minutes 60]
 """
@@ -62,6 +64,10 @@ def main():
         data = os.path.join(tmp, "catalog")
         write_tracks(data, args.tracks, args.seconds)
         pattern = os.path.join(data, "*.flac")
+        short = os.path.join(tmp, "short")
+        write_tracks(short, 1, 10.0)
+        job(os.path.join(short, "*.flac"), os.path.join(tmp, "warm-job"), args.model)  # fills the XLA cache
+        startup, _ = job(os.path.join(short, "*.flac"), os.path.join(tmp, "short-out"), args.model)
         one, _ = job(pattern, os.path.join(tmp, "one"), args.model)
         two, _ = job(pattern, os.path.join(tmp, "two"), args.model,
                      ("--direct_running_mode", "multi_processing", "--direct_num_workers", "2"))
@@ -69,7 +75,7 @@ def main():
         from umx_core.pretrained import load_separator
         from umx_core.stream import separate_file
 
-        separator = load_separator(args.model, niter=1, batch_frames=1200)
+        separator = load_separator(args.model, niter=1)  # the job's own defaults
         files = sorted(os.listdir(data))
         separate_file(os.path.join(data, files[0]), os.path.join(tmp, "warm"), separator, ext="flac", duration=10)
         start = time.perf_counter()
@@ -80,6 +86,7 @@ def main():
         print(f"bare separate_file loop (warm):  {audio_seconds / bare:6.1f}x real time ({bare:.0f} s)")
         print(f"job, 1 worker (cold start):      {audio_seconds / one:6.1f}x real time ({one:.0f} s), "
               f"overhead {one / bare - 1:+.0%}")
+        print(f"job start-up (one 10 s track):  {startup:6.1f} s; overhead beyond it {(one - startup) / bare - 1:+.0%}")
         print(f"job, 2 worker processes:         {audio_seconds / two:6.1f}x real time ({two:.0f} s), "
               f"{one / two:.2f}x the 1-worker throughput")
         if args.long_minutes:
