@@ -68,9 +68,9 @@ example: venv
 # (440 train + 24 valid + 12 test songs of 12 s, 44.1 kHz, seed 2026) and 12 out-of-distribution test
 # songs (held-out styles and soundfont), trains demo-5stems then demo-2stems, evaluates both splits
 # against the mixture and ideal-ratio-mask baselines, and copies the exports, scores, plots and the
-# README table into place. About 95 min on 2 quiet CPU cores, from the pieces' times measured 2026-11-24/25
-# (render 14, demo-5stems 37 + evaluation 12 in two scoring processes (18 in one), demo-2stems 29 + 2);
-# on a machine shared with other work up to 150.
+# README table into place. About 125 min on 2 quiet CPU cores, from the pieces' times measured 2026-11-24/25
+# (render 14, demo-5stems 66 for 30 epochs of 132 s + evaluation 12 in two scoring processes (18 in one),
+# demo-2stems 29 + 2); early stopping can end a run sooner.
 DEMO := build/demo
 DEMO_SEED := 2026
 DEMO_JOBS := 2

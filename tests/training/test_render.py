@@ -77,6 +77,25 @@ def test_held_out_styles_and_soundfont_only_in_the_ood_split():
         render.plan_song(3, 0, "holdout")
 
 
+def test_no_guitar_from_a_soundfont_kept_from_it_and_the_rest_of_the_song_unchanged(monkeypatch):
+    fm = instruments.NOT_FOR["guitar"]
+    plans = [render.plan_song(5, index, "train") for index in range(80)]
+    assert not any(p["soundfonts"]["guitar"] in fm for p in plans)
+    assert any(p["soundfonts"][part] in fm for p in plans for part in ("bass", "drums", "other"))
+    monkeypatch.setattr(instruments, "NOT_FOR", {})
+    unruled = [render.plan_song(5, index, "train") for index in range(80)]
+    redrawn = [k for k, p in enumerate(unruled) if p["soundfonts"]["guitar"] in fm]
+    assert redrawn  # the rule had songs to change
+    for plan, before in zip(plans, unruled):
+        assert {k: v for k, v in plan["soundfonts"].items() if k != "guitar"} == \
+            {k: v for k, v in before["soundfonts"].items() if k != "guitar"}
+        assert (plan["style"], plan["bpm"], plan["programs"]) == (before["style"], before["bpm"], before["programs"])
+        assert plan["rng"].random() == before["rng"].random()  # the notes drawn next are the same too
+    for k, (plan, before) in enumerate(zip(plans, unruled)):
+        if k not in redrawn:
+            assert plan["soundfonts"]["guitar"] == before["soundfonts"]["guitar"]
+
+
 @pytest.mark.parametrize("drums", [False, True])
 def test_midi_round_trips_through_mido(tmp_path, drums):
     notes = [(0, 400, 60, 90), (480, 200, 64, 70), (470, 100, 67, 80)]

@@ -54,6 +54,10 @@ def plan_song(seed, index, split="train"):
     shared = str(rng.choice(fonts))
     parts = [p for p in PARTS if p != "vocals"]
     soundfonts = {p: shared if one_font else str(rng.choice(fonts)) for p in parts}
+    for part, excluded in instruments.NOT_FOR.items():
+        if soundfonts[part] in excluded:  # drawn again from its own generator: the song's stays as it was
+            allowed = [f for f in fonts if f not in excluded]
+            soundfonts[part] = str(np.random.default_rng([seed, index, 1001]).choice(allowed))
     programs = {p: int(rng.choice(instruments.DRUM_KITS if p == "drums" else instruments.PROGRAMS[p])) for p in parts}
     low, high = STYLES[style].bpm
     return {"style": style, "bpm": float(rng.uniform(low, high)), "soundfonts": soundfonts, "programs": programs,
