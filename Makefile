@@ -69,7 +69,7 @@ example: venv
 # songs (held-out styles and soundfont), trains demo-5stems then demo-2stems, evaluates both splits
 # against the mixture and ideal-ratio-mask baselines, and copies the exports, scores, plots and the
 # README table into place. About 125 min on 2 quiet CPU cores, from the pieces' times measured 2026-11-24/25
-# (render 14, demo-5stems 66 for 30 epochs of 132 s + evaluation 12 in two scoring processes (18 in one),
+# (render 14, demo-5stems 64 for 30 epochs of about 128 s + evaluation 10 in two scoring processes (18 in one),
 # demo-2stems 29 + 2); early stopping can end a run sooner.
 DEMO := build/demo
 DEMO_SEED := 2026
