@@ -141,9 +141,9 @@ def evaluate(root, separator=None, targets=None, split="test", baselines=False, 
             if baselines:
                 estimates[MIXTURE] = np.repeat(mixture[None], len(targets), axis=0)
                 estimates[ORACLE] = ideal_ratio_mask(mixture, stems, n_fft, n_hop)
-            args = {method: (mixture, stems, estimate, rate) for method, estimate in estimates.items()}
-            pending.append((name, {method: pool.apply_async(bss_eval, a) if pool is not None else _Done(bss_eval, *a)
-                                   for method, a in args.items()}))
+            run = pool.apply_async if pool is not None else _Done
+            pending.append((name, {method: run(bss_eval, (mixture, stems, estimate, rate))
+                                   for method, estimate in estimates.items()}))
             collect(limit=max(0, jobs - 1))  # a few tracks in flight: memory stays bounded on long songs
         collect(limit=0)
     finally:
@@ -155,7 +155,7 @@ def evaluate(root, separator=None, targets=None, split="test", baselines=False, 
 class _Done:
     """A value computed here, with an async result's `get()`: scoring in this process (`jobs=1`)."""
 
-    def __init__(self, function, *args):
+    def __init__(self, function, args):  # as `Pool.apply_async(function, args)`
         self.value = function(*args)
 
     def get(self):
@@ -171,14 +171,14 @@ def _scoring_pool(jobs):
     """A `multiprocessing.Pool` of `jobs` processes for BSS Eval with one BLAS thread each, or None
     for `jobs <= 1`. Spawned, not forked: the parent may hold TensorFlow's threads, which a fork
     does not carry over safely."""
-    if jobs is None or jobs <= 1:
+    if jobs <= 1:
         return None
     import multiprocessing
 
     saved = {name: os.environ.get(name) for name in BLAS_THREADS}
     os.environ.update({name: "1" for name in BLAS_THREADS})  # read once, as a worker starts
     try:
-        return multiprocessing.get_context("spawn").Pool(int(jobs))  # starts every worker now
+        return multiprocessing.get_context("spawn").Pool(jobs)  # starts every worker now
     finally:
         for name, value in saved.items():
             if value is None:
