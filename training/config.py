@@ -27,7 +27,8 @@ DEFAULTS = {
     "root": (None, "dataset root with train/ and valid/ (local or gs://)"),
     "seq_duration": (6.0, "training excerpt length, seconds"),
     "samples_per_track": (64, "training excerpts per track per epoch"),
-    "random_track_mix": (False, "draw each target's excerpt from an independent track"),
+    "random_track_mix": (0.0, "share of training excerpts (0-1; true is 1) whose stems each come from an "
+                                "independent track and start; the rest are one track's stems, as mixed"),
     "gain_range": ([0.25, 1.25], "per-target random gain range; [] disables"),
     "channel_swap": (True, "swap stereo channels of a target with probability 0.5"),
     "sample_rate": (44100, "sample rate every file must have"),
@@ -60,7 +61,22 @@ DEFAULTS = {
 # bookkeeping. Everything else (the model's shapes, the data stream, the optimizer) is the run itself.
 RESUMABLE = ("root", "jit_compile", "epochs", "patience", "lr_decay_patience", "lr_decay_gamma", "lr_decay_cooldown",
              "checkpoint_steps", "sync_seconds", "audio_examples", "audio_seconds")
-_TYPES = {"root": str, "valid_seconds": float, "steps_per_epoch": int}
+
+
+def _share(text):
+    """A share between 0 and 1 from the command line; true and false mean 1 and 0."""
+    if text.lower() in ("true", "yes", "on", "false", "no", "off"):
+        return float(_bool(text))
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1 (or true/false), got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
+    return value
+
+
+_TYPES = {"root": str, "valid_seconds": float, "steps_per_epoch": int, "random_track_mix": _share}
 _LISTS = {"targets": str, "interferers": str, "gain_range": float}
 
 

@@ -94,7 +94,10 @@ class FixedSourcesTrackFolderDataset:
             `mixture` is never a stem); `()`: none.
         seq_duration: excerpt length in seconds (train).
         samples_per_track: excerpts per track per epoch (train).
-        random_track_mix: each target's excerpt from an independently drawn sample and start.
+        random_track_mix: the share of training examples (0 to 1; True is 1, False 0) whose
+            sources each come from an independently drawn sample and start; the rest are one
+            sample's stems at one start, as the songs are mixed (the coherent case separation
+            is for: the same key, chords and beat in every stem).
         gain_range: `(low, high)` uniform per-target gain, or None for no gain augmentation.
         channel_swap: swap the two channels of a target with probability 0.5.
         seed: the seed of every random choice.
@@ -117,7 +120,10 @@ class FixedSourcesTrackFolderDataset:
         self.train = split == "train"
         self.seq_duration = seq_duration
         self.samples_per_track = int(samples_per_track)
-        self.random_track_mix = bool(random_track_mix)
+        self.random_track_mix = float(random_track_mix)
+        if not 0.0 <= self.random_track_mix <= 1.0:
+            raise UMXError(f"random_track_mix must be between 0 and 1 (a share of the examples), "
+                           f"got {random_track_mix!r}")
         self.gain_range = tuple(gain_range) if gain_range else None
         self.channel_swap = bool(channel_swap)
         self.seed = int(seed)
@@ -147,11 +153,14 @@ class FixedSourcesTrackFolderDataset:
         """
         rng = np.random.default_rng([self.seed, epoch, index])
         own = (index // self.samples_per_track) % len(self.tracks)
+        share = self.random_track_mix
+        # the coin is only drawn for a share strictly between 0 and 1, so those two keep their streams
+        mixing = share == 1.0 or (0.0 < share < 1.0 and rng.random() < share)
         start = None
         choices = []
         for _ in self.sources:
-            track = int(rng.integers(len(self.tracks))) if self.random_track_mix else own
-            if self.random_track_mix or start is None:  # one start for all targets unless mixing
+            track = int(rng.integers(len(self.tracks))) if mixing else own
+            if mixing or start is None:  # one start for all targets unless mixing
                 start = int(rng.integers(self.tracks[track].samples - self.seq_samples + 1))
             gain = float(rng.uniform(*self.gain_range)) if self.gain_range else 1.0
             swap = bool(self.channel_swap and self.channels == 2 and rng.random() < 0.5)

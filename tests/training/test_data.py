@@ -101,6 +101,25 @@ def test_track_mixing_mixes_different_samples(root):
     assert all(len({track for track, *_ in dataset(root).plan(0, i)}) == 1 for i in range(12))
 
 
+def test_a_share_of_track_mixing_mixes_that_share_and_keeps_the_rest_one_song(root):
+    def mixed(plan):
+        return len({(track, start) for track, start, *_ in plan}) > 1
+
+    for share, low, high in ((0.0, 0, 0), (0.3, 0.2, 0.4), (1.0, 0.9, 1.0)):
+        ds = dataset(root, random_track_mix=share, samples_per_track=50)
+        plans = [ds.plan(0, i) for i in range(len(ds))]
+        assert low <= np.mean([mixed(plan) for plan in plans]) <= high, share
+        # an unmixed example is its own track's stems at one start
+        own = [(i // 50) % len(ds.tracks) for i in range(len(ds))]
+        assert all({(t, s) for t, s, *_ in plan} == {(own[i], plan[0][1])} for i, plan in enumerate(plans)
+                   if not mixed(plan))
+    # True and False are the shares 1 and 0, with the same random choices
+    assert dataset(root, random_track_mix=True).plan(0, 5) == dataset(root, random_track_mix=1.0).plan(0, 5)
+    assert dataset(root, random_track_mix=False).plan(0, 5) == dataset(root, random_track_mix=0).plan(0, 5)
+    with pytest.raises(UMXError, match="random_track_mix must be between 0 and 1.*1.5"):
+        dataset(root, random_track_mix=1.5)
+
+
 def test_validation_yields_whole_unaugmented_tracks(root):
     ds = dataset(root, split="valid")
     (mixture, stems), = [(m.numpy(), s.numpy()) for m, s in ds.dataset()]
