@@ -29,6 +29,23 @@ def limit_threads(frameworks=("tensorflow", "torch")):
         tf.config.threading.set_inter_op_parallelism_threads(THREADS)
 
 
+def add_dataset_arguments(parser):
+    """`--tracks` and `--root`: the training benchmarks' dataset (see `dataset_root`)."""
+    parser.add_argument("--tracks", type=int, default=12, help="synthetic tracks (30 s each)")
+    parser.add_argument("--root", help="an existing dataset root instead of a synthetic one (local or gs://)")
+
+
+def dataset_root(args, tmp, targets):
+    """`args.root`, or a dataset of `args.tracks` synthetic 30 s tracks (numpy renderer, 44.1 kHz) made in `tmp`."""
+    if args.root is not None:
+        return args.root
+    from training.synthesize import synthesize
+
+    root = os.path.join(tmp, "data")
+    synthesize(root, tracks=args.tracks, targets=targets, duration=30.0, rate=44100, seed=0)
+    return root
+
+
 def umxhq_size_models(targets=TARGETS, nb_channels=2):
     """openunmix OpenUnmix models of umxhq's size (hidden 512, max_bin 1487) with random weights."""
     import torch

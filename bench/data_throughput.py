@@ -13,29 +13,24 @@ import os
 import tempfile
 import time
 
-from common import THREADS, limit_threads
+from common import THREADS, add_dataset_arguments, dataset_root, limit_threads
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="demo-5stems", help="training profile (model and excerpt size)")
     parser.add_argument("--batches", type=int, default=12, help="batches timed for each side")
-    parser.add_argument("--tracks", type=int, default=12, help="synthetic tracks (30 s each)")
-    parser.add_argument("--root", help="an existing dataset root instead of a synthetic one (local or gs://)")
+    add_dataset_arguments(parser)
     args = parser.parse_args()
     limit_threads(("tensorflow",))
     import tensorflow as tf
 
     from training import config as configuration
-    from training.synthesize import synthesize
     from training.train import Trainer
 
     profile = configuration.load_profile(args.profile)
     with tempfile.TemporaryDirectory(prefix="umx-bench-") as tmp:
-        root = args.root
-        if root is None:
-            root = os.path.join(tmp, "data")
-            synthesize(root, tracks=args.tracks, targets=profile["targets"], duration=30.0, rate=44100, seed=0)
+        root = dataset_root(args, tmp, profile["targets"])
         config = configuration.resolve(profile, root=root, audio_examples=0, steps_per_epoch=args.batches + 1)
         trainer = Trainer(config, os.path.join(tmp, "run"))
         batch = config["batch_size"]
@@ -50,7 +45,7 @@ def main():
 
         # (2) training steps on one cached batch: compute only
         cached = trainer.strategy.experimental_distribute_dataset(
-            trainer.train_set.dataset(0).batch(batch, drop_remainder=True).take(1).cache().repeat())
+            trainer.train_set.dataset(0, size=batch).batch(batch, drop_remainder=True).take(1).cache().repeat())
         steps = iter(cached)
         trainer._train_step(steps).numpy()  # trace and compile
         start = time.perf_counter()
