@@ -37,6 +37,7 @@ bench: venv
 	$(BIN)/python bench/em_speed.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/data_throughput.py
+	$(BIN)/python bench/training_step.py
 	$(BIN)/python bench/segmenting.py
 	$(BIN)/python bench/long_file.py
 	$(BIN)/python bench/pipeline_throughput.py --long-minutes 60
@@ -68,9 +69,12 @@ example: venv
 # (440 train + 24 valid + 12 test songs of 12 s, 44.1 kHz, seed 2026) and 12 out-of-distribution test
 # songs (held-out styles and soundfont), trains demo-5stems then demo-2stems, evaluates both splits
 # against the mixture and ideal-ratio-mask baselines, and copies the exports, scores, plots and the
-# README table into place. About 125 min on 2 quiet CPU cores, from the pieces' times measured 2026-11-24/25
-# (render 14, demo-5stems 64 for 30 epochs of about 128 s + evaluation 10 in two scoring processes (18 in one),
-# demo-2stems 29 + 2); early stopping can end a run sooner.
+# README table into place. Time on 2 CPU cores from the pieces' measured times, which depend on the machine:
+# about 125 min where a hidden-64 / hop-512 training step takes 0.5 s (2026-11-25: render 14, demo-5stems
+# 50 epochs at 0.65 x 128 s = 69 + evaluation 10 in two scoring processes, demo-2stems 29 + 2); about
+# 185 min where that step takes 0.85 s (2026-12-03: render 10, demo-5stems 50 epochs of 118-128 s + 10 s of
+# validation = 113 + evaluation about 10,
+# demo-2stems about 50 + 3, scaled, not re-run); early stopping can end a run sooner.
 DEMO := build/demo
 DEMO_SEED := 2026
 DEMO_JOBS := 2
