@@ -51,9 +51,8 @@ def main():
     variant = dict(args.vs)
     with tempfile.TemporaryDirectory(prefix="umx-bench-") as tmp:
         root = dataset_root(args, tmp, profile["targets"])
-        sides = {}
+        sides, steps = {}, args.rounds * args.steps + 4  # an epoch long enough for every fed step
         for name, overrides in (("A", {}), ("B", variant)):
-            steps = args.rounds * args.steps + 4
             config = configuration.resolve(profile, root=root, audio_examples=0, steps_per_epoch=steps, **overrides)
             trainer = Trainer(config, os.path.join(tmp, name))
             batch = config["batch_size"]
