@@ -13,6 +13,10 @@ Two renderers:
 
 `--from ROOT` regroups an existing dataset instead of rendering (e.g. a 5-stem one into vocals +
 accompaniment). `--jobs` renders tracks in parallel processes. The same seed gives the same files.
+`--extra-tracks` adds training songs after the held-out ones, so a larger training set keeps every
+validation and test song as it was. A run again into the same folder keeps the tracks already
+complete (each file is written under a temporary name and renamed when whole), so an interrupted
+render resumes where it stopped.
 """
 
 import argparse
@@ -73,12 +77,14 @@ def _numpy_stems(targets, seed, index, duration, rate):
 
 
 def synthesize(out, tracks=8, targets=("vocals", "drums", "bass", "other"), duration=10.0, rate=44100,
-               valid_fraction=0.25, seed=0, renderer="numpy", test_tracks=0, ood_tracks=0, jobs=1):
-    """Write a stereo dataset; returns the list of track folders written.
+               valid_fraction=0.25, seed=0, renderer="numpy", test_tracks=0, ood_tracks=0, jobs=1,
+               extra_tracks=0):
+    """Write a stereo dataset; returns the list of track folders (written or already complete).
 
     Tracks `0 .. tracks-1` go to train/ and valid/ (the last `valid_fraction`), then
     `test_tracks` more to test/, held out from both, then (fluidsynth only) `ood_tracks` to
-    test-ood/, rendered with the styles and soundfont that no other split uses.
+    test-ood/, rendered with the styles and soundfont that no other split uses, then
+    `extra_tracks` more to train/. A track folder that already holds every target is kept.
     """
     if renderer == "fluidsynth":
         from training import render
@@ -90,9 +96,10 @@ def synthesize(out, tracks=8, targets=("vocals", "drums", "bass", "other"), dura
         raise ValueError("an out-of-distribution split needs the fluidsynth renderer")
     nb_valid = max(1, int(round(tracks * valid_fraction))) if tracks > 1 else 0
     jobs_args = []
-    for index in range(tracks + test_tracks + ood_tracks):
-        split = ("test-ood" if index >= tracks + test_tracks else "test" if index >= tracks
-                 else "valid" if index >= tracks - nb_valid else "train")
+    held_out_end = tracks + test_tracks + ood_tracks
+    for index in range(held_out_end + extra_tracks):
+        split = ("train" if index >= held_out_end else "test-ood" if index >= tracks + test_tracks
+                 else "test" if index >= tracks else "valid" if index >= tracks - nb_valid else "train")
         jobs_args.append((os.path.join(out, split, f"track{index:04d}"), split, index, tuple(targets), seed,
                           duration, rate, renderer))
     if jobs > 1:
@@ -104,6 +111,8 @@ def synthesize(out, tracks=8, targets=("vocals", "drums", "bass", "other"), dura
 def _write_track(job):
     """Render and write one track folder (a module-level function, so a process pool can run it)."""
     folder, split, index, targets, seed, duration, rate, renderer = job
+    if all(os.path.isfile(os.path.join(folder, f"{target}.wav")) for target in targets):
+        return folder
     os.makedirs(folder, exist_ok=True)
     if renderer == "numpy":
         stems = _numpy_stems(targets, seed, index, duration, rate)
@@ -112,8 +121,15 @@ def _write_track(job):
 
         stems = render.stems_for(targets, render.render_track(seed, index, duration, rate, split))
     for target, stereo in stems.items():
-        sf.write(os.path.join(folder, f"{target}.wav"), stereo.astype(np.float32), rate, subtype="PCM_16")
+        _write_wav(os.path.join(folder, f"{target}.wav"), stereo.astype(np.float32), rate)
     return folder
+
+
+def _write_wav(path, stereo, rate):
+    """16-bit WAV at `path`, written under a temporary name and renamed once whole."""
+    partial = path + ".partial"
+    sf.write(partial, stereo, rate, subtype="PCM_16", format="WAV")
+    os.replace(partial, path)
 
 
 def regroup(source, out, targets):
@@ -137,7 +153,7 @@ def regroup(source, out, targets):
             target_dir = os.path.join(out, split, track)
             os.makedirs(target_dir, exist_ok=True)
             for target, stereo in render.stems_for(targets, parts).items():
-                sf.write(os.path.join(target_dir, f"{target}.wav"), stereo, rate, subtype="PCM_16")
+                _write_wav(os.path.join(target_dir, f"{target}.wav"), stereo, rate)
             written.append(target_dir)
     return written
 
@@ -155,6 +171,8 @@ def main(argv=None):
     parser.add_argument("--test-tracks", type=int, default=0, help="extra held-out tracks written to test/")
     parser.add_argument("--ood-tracks", type=int, default=0,
                         help="extra tracks in held-out styles and soundfont, written to test-ood/ (fluidsynth)")
+    parser.add_argument("--extra-tracks", type=int, default=0,
+                        help="more training tracks, rendered after the held-out ones (which stay as they were)")
     parser.add_argument("--renderer", choices=("numpy", "fluidsynth"), default="numpy",
                         help="numpy tones (no system packages) or General MIDI songs through fluidsynth")
     parser.add_argument("--jobs", type=int, default=1, help="tracks rendered in parallel processes")
@@ -165,7 +183,7 @@ def main(argv=None):
     else:
         folders = synthesize(args.out, args.tracks, args.targets, args.duration, args.rate, args.valid_fraction,
                              args.seed, renderer=args.renderer, test_tracks=args.test_tracks,
-                             ood_tracks=args.ood_tracks, jobs=args.jobs)
+                             ood_tracks=args.ood_tracks, jobs=args.jobs, extra_tracks=args.extra_tracks)
     print(f"wrote {len(folders)} tracks x {len(args.targets)} targets to {args.out}")
 
 if __name__ == "__main__":

@@ -42,6 +42,32 @@ def test_synthesize_is_deterministic_and_in_layout(root, tmp_path):
     assert digest(root) != digest(other)
 
 
+def test_extra_tracks_train_on_more_songs_and_leave_the_held_out_ones_as_they_were(root, tmp_path):
+    more = str(tmp_path / "more")
+    synthesize(more, tracks=5, targets=TARGETS, duration=2.0, rate=RATE, seed=1, extra_tracks=3)
+    assert sorted(os.listdir(os.path.join(more, "train"))) == sorted(
+        os.listdir(os.path.join(root, "train")) + ["track0005", "track0006", "track0007"])
+    assert digest(os.path.join(more, "valid")) == digest(os.path.join(root, "valid"))
+    for track in os.listdir(os.path.join(root, "train")):
+        assert digest(os.path.join(more, "train", track)) == digest(os.path.join(root, "train", track))
+
+
+def test_a_second_run_renders_only_the_tracks_not_complete(tmp_path):
+    out = str(tmp_path / "resumed")
+    synthesize(out, tracks=3, targets=TARGETS, duration=1.0, rate=RATE, seed=4)
+    whole = digest(out)
+    kept = os.path.join(out, "train", "track0000", "drums.wav")
+    os.utime(kept, (1, 1))
+    cut = os.path.join(out, "train", "track0001", "bass.wav")
+    os.replace(cut, cut + ".partial")  # what a render killed mid-file leaves
+    with open(cut + ".partial", "r+b") as f:
+        f.truncate(100)
+    synthesize(out, tracks=3, targets=TARGETS, duration=1.0, rate=RATE, seed=4)
+    assert os.stat(kept).st_mtime == 1  # a complete track is not rendered again
+    assert digest(out) == whole  # the incomplete one is whole again
+    assert not [n for _, _, names in os.walk(out) for n in names if not n.endswith(".wav")]
+
+
 def test_excerpts_are_slices_of_the_files(root):
     ds = dataset(root, gain_range=None, channel_swap=False)
     for epoch, index in ((0, 0), (1, 5), (0, 11)):
