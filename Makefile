@@ -66,9 +66,8 @@ example: venv
 
 # --- the shipped demo models (umx_core/models/demo-*) --------------------------------------
 # Renders songs in seven styles through four GM soundfonts with a sung voice and per-stem effects
-# (440 + 1000 train, 24 valid and 12 test songs of 12 s, 44.1 kHz, seed 2026) and 12 out-of-distribution
-# test songs (held-out styles and soundfont; the 1000 extra training songs come after them, so the
-# held-out songs are those of the 440-song data), trains demo-5stems then demo-2stems, evaluates both splits
+# (440 train + 24 valid + 12 test songs of 12 s, 44.1 kHz, seed 2026) and 12 out-of-distribution test
+# songs (held-out styles and soundfont), trains demo-5stems then demo-2stems, evaluates both splits
 # against the mixture and ideal-ratio-mask baselines, and copies the exports, scores, plots and the
 # README table into place. Time on 2 CPU cores from the pieces' measured times, which depend on the machine:
 # about 125 min where a hidden-64 / hop-512 training step takes 0.5 s (2026-11-25: render 14, demo-5stems
@@ -82,7 +81,7 @@ DEMO_JOBS := 2
 
 $(DEMO)/data/5stems/.done: | venv system-deps
 	$(BIN)/python -m training.synthesize --renderer fluidsynth --out $(DEMO)/data/5stems --tracks 464 \
-		--valid-fraction 0.052 --test-tracks 12 --ood-tracks 12 --extra-tracks 1000 --duration 12 --rate 44100 --seed $(DEMO_SEED) \
+		--valid-fraction 0.052 --test-tracks 12 --ood-tracks 12 --duration 12 --rate 44100 --seed $(DEMO_SEED) \
 		--jobs $(DEMO_JOBS) --targets vocals bass drums guitar other
 	touch $@
 
