@@ -20,6 +20,7 @@ render resumes where it stopped.
 """
 
 import argparse
+import json
 import multiprocessing
 import os
 
@@ -94,6 +95,7 @@ def synthesize(out, tracks=8, targets=("vocals", "drums", "bass", "other"), dura
         raise ValueError(f"renderer must be 'numpy' or 'fluidsynth', got {renderer!r}")
     elif ood_tracks:
         raise ValueError("an out-of-distribution split needs the fluidsynth renderer")
+    _check_resumable(out, {"seed": seed, "duration": duration, "rate": rate, "renderer": renderer})
     nb_valid = max(1, int(round(tracks * valid_fraction))) if tracks > 1 else 0
     jobs_args = []
     held_out_end = tracks + test_tracks + ood_tracks
@@ -106,6 +108,23 @@ def synthesize(out, tracks=8, targets=("vocals", "drums", "bass", "other"), dura
         with multiprocessing.get_context("spawn").Pool(jobs) as pool:
             return list(pool.imap(_write_track, jobs_args))
     return [_write_track(a) for a in jobs_args]
+
+
+def _check_resumable(out, settings):
+    """Record what renders `out`; refuse to add to a folder rendered with other settings."""
+    path = os.path.join(out, ".synthesize.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            before = json.load(f)
+        differing = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
+        if differing:
+            raise ValueError(f"{out} was rendered with other settings (before, now: {differing}); "
+                             "render into a new folder")
+        return
+    os.makedirs(out, exist_ok=True)
+    with open(path + ".partial", "w") as f:
+        json.dump(settings, f)
+    os.replace(path + ".partial", path)
 
 
 def _write_track(job):
@@ -178,6 +197,8 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=1, help="tracks rendered in parallel processes")
     parser.add_argument("--from", dest="source", help="regroup this dataset into --targets instead of rendering")
     args = parser.parse_args(argv)
+    if args.source and not os.path.isdir(args.source):
+        parser.error(f"--from {args.source}: no such dataset folder")
     if args.source:
         folders = regroup(args.source, args.out, args.targets)
     else:

@@ -65,7 +65,18 @@ def test_a_second_run_renders_only_the_tracks_not_complete(tmp_path):
     synthesize(out, tracks=3, targets=TARGETS, duration=1.0, rate=RATE, seed=4)
     assert os.stat(kept).st_mtime == 1  # a complete track is not rendered again
     assert digest(out) == whole  # the incomplete one is whole again
-    assert not [n for _, _, names in os.walk(out) for n in names if not n.endswith(".wav")]
+    assert not [n for _, _, names in os.walk(out) for n in names if not n.endswith((".wav", ".synthesize.json"))]
+    with pytest.raises(ValueError, match="seed"):  # other songs are not mixed into these
+        synthesize(out, tracks=4, targets=TARGETS, duration=1.0, rate=RATE, seed=5)
+    assert digest(out) == whole
+
+
+def test_synthesize_from_a_missing_folder_names_it(tmp_path, capsys):
+    from training.synthesize import main
+
+    with pytest.raises(SystemExit):
+        main(["--from", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "--targets", "vocals", "accompaniment"])
+    assert "nope: no such dataset folder" in capsys.readouterr().err
 
 
 def test_excerpts_are_slices_of_the_files(root):
