@@ -31,6 +31,8 @@ DEFAULTS = {
                                 "independent track and start; the rest are one track's stems, as mixed"),
     "gain_range": ([0.25, 1.25], "per-target random gain range; [] disables"),
     "channel_swap": (True, "swap stereo channels of a target with probability 0.5"),
+    "speed_range": ([], "per-source random playback speed range (LOW HIGH, resampled: pitch and tempo "
+                        "move together; 0.8 1.25 is about four semitones either way); [] disables"),
     "sample_rate": (44100, "sample rate every file must have"),
     "valid_seconds": (None, "validation chunk length, seconds (None: whole tracks)"),
     "n_fft": (4096, "STFT size"),
@@ -77,7 +79,7 @@ def _share(text):
 
 
 _TYPES = {"root": str, "valid_seconds": float, "steps_per_epoch": int, "random_track_mix": _share}
-_LISTS = {"targets": str, "interferers": str, "gain_range": float}
+_LISTS = {"targets": str, "interferers": str, "gain_range": float, "speed_range": float}
 
 
 def load_profile(name_or_path):
@@ -110,6 +112,7 @@ def resolve(profile=None, **overrides):
     if not config["targets"] or len(set(config["targets"])) != len(config["targets"]):
         raise UMXError(f"targets must be distinct names, got {config['targets']}")
     config["gain_range"] = list(config["gain_range"] or [])
+    config["speed_range"] = list(config["speed_range"] or [])
     config["profile"] = (profile or {}).get("name")
     config["code_version"] = code_version()
     return config
@@ -168,7 +171,7 @@ def resume(saved, changes, source):
             continue
         if key in RESUMABLE:
             config[key] = value
-        elif _normal(value) != _normal(saved.get(key)):
+        elif _normal(value) != _normal(saved.get(key, DEFAULTS[key][0])):  # a key newer than the run: its default
             shown = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
             raise UMXError(f"{flag(key)} {shown}: the run at {source} was trained with {saved.get(key)!r}, and a "
                            f"resumed run keeps it; resuming can change only "

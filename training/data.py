@@ -100,6 +100,10 @@ class FixedSourcesTrackFolderDataset:
             is for: the same key, chords and beat in every stem).
         gain_range: `(low, high)` uniform per-target gain, or None for no gain augmentation.
         channel_swap: swap the two channels of a target with probability 0.5.
+        speed_range: `(low, high)`: play each source's excerpt at a speed drawn log-uniformly
+            from this range (resampled, so pitch, formants and tempo move together: 1.25 is four
+            semitones up and 25% faster), one speed per source when its stems come from independent
+            tracks, one for the whole example otherwise; None: no speed augmentation.
         seed: the seed of every random choice.
         sample_rate: required sample rate (None: whatever the files share).
         valid_chunk: validation in consecutive chunks of this many seconds (the remainder of a
@@ -108,7 +112,7 @@ class FixedSourcesTrackFolderDataset:
 
     def __init__(self, root, split="train", targets=("vocals", "drums", "bass", "other"), seq_duration=6.0,
                  samples_per_track=64, random_track_mix=False, gain_range=(0.25, 1.25), channel_swap=True,
-                 seed=42, sample_rate=None, valid_chunk=None, interferers=None):
+                 seed=42, sample_rate=None, valid_chunk=None, interferers=None, speed_range=None):
         self.root, self.split, self.targets = root, split, list(targets)
         if interferers is None:
             base = storage.join(root, split)
@@ -126,8 +130,13 @@ class FixedSourcesTrackFolderDataset:
                            f"got {random_track_mix!r}")
         self.gain_range = tuple(gain_range) if gain_range else None
         self.channel_swap = bool(channel_swap)
+        self.speed_range = tuple(float(v) for v in speed_range) if speed_range else None
+        if self.speed_range and not (len(self.speed_range) == 2 and 0 < self.speed_range[0] <= self.speed_range[1]):
+            raise UMXError(f"speed_range must be two positive factors, low <= high, got {list(speed_range)!r}")
         self.seed = int(seed)
         min_seconds = seq_duration if self.train and seq_duration else 0.0
+        if min_seconds and self.speed_range and self.speed_range[1] > 1.0:
+            min_seconds = (seq_duration * self.speed_range[1]) + 1.0 / 8000  # the fastest excerpt's span
         self.tracks = index_split(root, split, self.sources, min_seconds, sample_rate)
         self.sample_rate = self.tracks[0].sample_rate
         self.channels = self.tracks[0].channels
@@ -145,8 +154,8 @@ class FixedSourcesTrackFolderDataset:
         return len(self.tracks) * self.samples_per_track if self.train else len(self.items)
 
     def plan(self, epoch, index):
-        """The random choices of one training example: per source (track, start, gain, swap),
-        targets first, then interferers.
+        """The random choices of one training example: per source (track, start, gain, swap,
+        speed), targets first, then interferers. `start` is the first sample read from the file.
 
         Indices past `len(self)` wrap around the tracks with fresh random choices, so an
         epoch may hold more excerpts than `samples_per_track` per track.
@@ -156,16 +165,33 @@ class FixedSourcesTrackFolderDataset:
         share = self.random_track_mix
         # the coin is only drawn for a share strictly between 0 and 1, so those two keep their streams
         mixing = share == 1.0 or (0.0 < share < 1.0 and rng.random() < share)
-        start = None
+        start = speed = None
         choices = []
         for _ in self.sources:
             track = int(rng.integers(len(self.tracks))) if mixing else own
-            if mixing or start is None:  # one start for all targets unless mixing
-                start = int(rng.integers(self.tracks[track].samples - self.seq_samples + 1))
+            if mixing or start is None:  # one start (and speed) for all targets unless mixing
+                # drawn only when enabled, so a run without it keeps its stream
+                speed = float(np.exp(rng.uniform(*np.log(self.speed_range)))) if self.speed_range else 1.0
+                start = int(rng.integers(self.tracks[track].samples - self._span(speed) + 1))
             gain = float(rng.uniform(*self.gain_range)) if self.gain_range else 1.0
             swap = bool(self.channel_swap and self.channels == 2 and rng.random() < 0.5)
-            choices.append((track, start, gain, swap))
+            choices.append((track, start, gain, swap, speed))
         return choices
+
+    def _span(self, speed):
+        """Samples read from the file for an excerpt played at `speed`."""
+        return self.seq_samples if speed == 1.0 else int(np.ceil((self.seq_samples - 1) * speed)) + 1
+
+    def _read(self, path, start, speed):
+        excerpt = audio.read(path, start, self._span(speed))
+        if speed == 1.0:
+            return excerpt
+        # linear interpolation at the sped-up positions (a data augmentation, not a
+        # mastering-grade resampler: the little aliasing a speed above 1 folds back lands
+        # mostly above the model's bandwidth)
+        positions = np.arange(self.seq_samples) * speed
+        grid = np.arange(excerpt.shape[-1])
+        return np.stack([np.interp(positions, grid, channel) for channel in excerpt]).astype(np.float32)
 
     def load(self, epoch, index):
         """One example as numpy: `(mixture (C, S), targets (J, C, S))`."""
@@ -176,8 +202,8 @@ class FixedSourcesTrackFolderDataset:
                               for t in self.sources])
             return stems.sum(axis=0), stems[: len(self.targets)]
         stems = []
-        for source, (track, start, gain, swap) in zip(self.sources, self.plan(epoch, index)):
-            excerpt = audio.read(self.tracks[track].paths[source], start, self.seq_samples) * np.float32(gain)
+        for source, (track, start, gain, swap, speed) in zip(self.sources, self.plan(epoch, index)):
+            excerpt = self._read(self.tracks[track].paths[source], start, speed) * np.float32(gain)
             stems.append(excerpt[::-1] if swap else excerpt)
         stems = np.stack(stems)
         return stems.sum(axis=0), stems[: len(self.targets)]

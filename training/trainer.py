@@ -85,7 +85,8 @@ class Trainer:
         gains = c["gain_range"] or None
         self.train_set = FixedSourcesTrackFolderDataset(
             c["root"], "train", c["targets"], c["seq_duration"], c["samples_per_track"], c["random_track_mix"],
-            gains, c["channel_swap"], c["seed"], c["sample_rate"], interferers=c["interferers"])
+            gains, c["channel_swap"], c["seed"], c["sample_rate"], interferers=c["interferers"],
+            speed_range=c.get("speed_range") or None)
         self.valid_set = FixedSourcesTrackFolderDataset(
             c["root"], "valid", c["targets"], None, 1, False, None, False, c["seed"], c["sample_rate"],
             valid_chunk=c["valid_seconds"], interferers=self.train_set.interferers)

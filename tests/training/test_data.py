@@ -83,10 +83,10 @@ def test_excerpts_are_slices_of_the_files(root):
     ds = dataset(root, gain_range=None, channel_swap=False)
     for epoch, index in ((0, 0), (1, 5), (0, 11)):
         mixture, stems = ds.load(epoch, index)
-        for j, (track, start, gain, swap) in enumerate(ds.plan(epoch, index)):
+        for j, (track, start, gain, swap, speed) in enumerate(ds.plan(epoch, index)):
             whole = sf.read(ds.tracks[track].paths[TARGETS[j]], dtype="float32", always_2d=True)[0].T
             np.testing.assert_array_equal(stems[j], whole[:, start : start + ds.seq_samples])
-            assert track == index // 3 and gain == 1.0 and not swap
+            assert track == index // 3 and gain == 1.0 and not swap and speed == 1.0
         np.testing.assert_allclose(mixture, stems.sum(axis=0), atol=1e-6)
         assert stems.shape == (3, 2, 4000)
 
@@ -111,7 +111,7 @@ def test_gains_are_in_range_and_per_target(root):
         _, stems = ds.load(0, index)
         plain = dataset(root, gain_range=None, channel_swap=False)
         _, reference = plain.load(0, index)
-        for j, (_, _, gain, _) in enumerate(ds.plan(0, index)):
+        for j, (_, _, gain, *_) in enumerate(ds.plan(0, index)):
             assert 0.5 <= gain <= 0.9
             np.testing.assert_allclose(stems[j], np.float32(gain) * reference[j], atol=1e-6)
             gains.append(gain)
@@ -125,10 +125,58 @@ def test_channel_swap_swaps(root):
     for index in range(12):
         _, stems = ds.load(0, index)
         _, reference = plain.load(0, index)
-        for j, (_, _, _, swap) in enumerate(ds.plan(0, index)):
+        for j, (_, _, _, swap, _) in enumerate(ds.plan(0, index)):
             np.testing.assert_array_equal(stems[j], reference[j][::-1] if swap else reference[j])
             swapped += swap
     assert 0 < swapped < 36
+
+
+def _tones(folder, rate, seconds, frequencies):
+    """One track whose stems are stereo sines at `frequencies` (Hz), in the dataset layout."""
+    os.makedirs(folder)
+    t = np.arange(int(seconds * rate)) / rate
+    for name, f in frequencies.items():
+        tone = 0.5 * np.sin(2 * np.pi * f * t)
+        sf.write(os.path.join(folder, f"{name}.wav"), np.stack([tone, tone], axis=1), rate, subtype="FLOAT")
+
+
+def _peak(signal, rate):
+    spectrum = np.abs(np.fft.rfft(signal * np.hanning(len(signal))))
+    return np.argmax(spectrum) * rate / len(signal)
+
+
+def test_speed_augmentation_moves_pitch_by_the_planned_factor(tmp_path):
+    tones = {"vocals": 440.0, "drums": 660.0, "bass": 220.0}
+    for split in ("train", "valid"):
+        _tones(str(tmp_path / split / "t0"), RATE, 3.0, tones)
+    for mix, shared in ((True, False), (False, True)):
+        ds = dataset(str(tmp_path), samples_per_track=20, gain_range=None, channel_swap=False,
+                     speed_range=(0.8, 1.25), random_track_mix=mix)
+        speeds = []
+        for index in range(20):
+            mixture, stems = ds.load(0, index)
+            plan = ds.plan(0, index)
+            assert stems.shape == (3, 2, 4000) and np.isfinite(stems).all()
+            for j, (_, start, _, _, speed) in enumerate(plan):
+                assert 0.8 <= speed <= 1.25
+                # the sine heard at `speed` is the file's frequency times the speed (FFT bins are 2 Hz)
+                assert abs(_peak(stems[j, 0], RATE) - tones[TARGETS[j]] * speed) <= 2.5, (index, j, speed)
+                assert start + ds._span(speed) <= 3 * RATE
+            speeds.append([choice[-1] for choice in plan])
+            np.testing.assert_allclose(mixture, stems.sum(axis=0), atol=1e-6)
+        speeds = np.array(speeds)
+        # one speed per example when its stems are one song's, one per stem when they are mixed
+        assert (np.ptp(speeds, axis=1) == 0).all() == shared
+        assert np.ptp(speeds) > 0.2 and (speeds < 1).any() and (speeds > 1).any()
+
+
+def test_speed_range_needs_room_and_a_sane_range(root, tmp_path):
+    with pytest.raises(UMXError, match="speed_range must be two positive factors"):
+        dataset(root, speed_range=(1.2, 0.9))
+    _tones(str(tmp_path / "train" / "t0"), RATE, 0.55, {t: 300.0 for t in TARGETS})
+    dataset(str(tmp_path), split="train", speed_range=(0.9, 1.05))  # 0.5 s at 1.05 fits in 0.55 s
+    with pytest.raises(UMXError, match="t0: 0.55 s, shorter than an excerpt"):
+        dataset(str(tmp_path), split="train", speed_range=(0.9, 1.2))
 
 
 def test_track_mixing_mixes_different_samples(root):
