@@ -171,9 +171,11 @@ def resume(saved, changes, source):
             continue
         if key in RESUMABLE:
             config[key] = value
-        elif _normal(value) != _normal(saved.get(key, DEFAULTS[key][0])):  # a key newer than the run: its default
+            continue
+        trained = saved.get(key, DEFAULTS[key][0])  # a key newer than the run: the run had its default
+        if _normal(value) != _normal(trained):
             shown = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
-            raise UMXError(f"{flag(key)} {shown}: the run at {source} was trained with {saved.get(key)!r}, and a "
+            raise UMXError(f"{flag(key)} {shown}: the run at {source} was trained with {trained!r}, and a "
                            f"resumed run keeps it; resuming can change only "
                            f"{', '.join(map(flag, RESUMABLE))} (train another --output to change the rest)")
     return config

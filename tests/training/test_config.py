@@ -23,10 +23,10 @@ def test_flags_override_the_profile_and_unset_flags_keep_it(tmp_path):
     path = tmp_path / "p.json"
     path.write_text(json.dumps({"name": "mine", "hidden_size": 32, "lr": 0.01, "targets": ["a", "b"]}))
     args = parse_args(["--profile", str(path), "--output", "out", "--lr", "0.5", "--targets", "x",
-                       "--channel-swap", "false", "--gain-range"])
+                       "--channel-swap", "false", "--gain-range", "--speed-range", "0.8", "1.25"])
     config = configuration.from_args(args)
     assert config["lr"] == 0.5 and config["hidden_size"] == 32 and config["targets"] == ["x"]
-    assert config["channel_swap"] is False and config["gain_range"] == []
+    assert config["channel_swap"] is False and config["gain_range"] == [] and config["speed_range"] == [0.8, 1.25]
     assert config["batch_size"] == configuration.DEFAULTS["batch_size"][0]
 
 
@@ -67,3 +67,8 @@ def test_resume_keeps_the_saved_run_and_takes_only_what_was_given(tmp_path):
         configuration.resume(saved, {"lr": 0.1}, "RUN")
     with pytest.raises(UMXError, match=r"--targets a b: "):
         configuration.resume(saved, {"targets": ["a", "b"]}, "RUN")
+    # a run saved before a key existed was trained with that key's default
+    older = {k: v for k, v in saved.items() if k != "speed_range"}
+    assert configuration.resume(older, {"speed_range": []}, "RUN") == older
+    with pytest.raises(UMXError, match=r"--speed-range 0\.9 1\.1: the run at RUN was trained with \[\]"):
+        configuration.resume(older, {"speed_range": [0.9, 1.1]}, "RUN")

@@ -170,9 +170,10 @@ def test_kill_and_resume_continues_with_the_same_state(data, tmp_path):
 def test_a_bare_resume_continues_the_saved_run_and_given_flags_override_it(data, tmp_path, capsys):
     out = str(tmp_path / "run")
     latest = os.path.join(out, "checkpoints", "latest")
-    first = ["--root", data, *flags(epochs=3, steps_per_epoch=2, audio_examples=0, patience=7)]
+    first = ["--root", data, *flags(epochs=3, steps_per_epoch=2, audio_examples=0, patience=7, speed_range=[0.9, 1.1])]
     assert train_main(["--output", out, *first, "--max-steps", "1"]) == 0
     saved = checkpoint.read(latest)[0]["config"]
+    assert saved["speed_range"] == [0.9, 1.1]
     assert train_main(["--output", out, "--resume", "--max-steps", "2"]) == 0
     state = checkpoint.read(latest)[0]
     assert state["global_step"] == 2 and state["config"] == saved  # not the defaults laid over it
@@ -182,7 +183,7 @@ def test_a_bare_resume_continues_the_saved_run_and_given_flags_override_it(data,
     assert state["config"] == {**saved, "epochs": 5, "patience": 2}
     assert state["early_stopping"]["patience"] == 2
     # a flag that would change the weights or the data stream is refused, named
-    for wrong in (["--hidden-size", "32"], ["--targets", "vocals"], ["--batch-size", "8"]):
+    for wrong in (["--hidden-size", "32"], ["--targets", "vocals"], ["--batch-size", "8"], ["--speed-range"]):
         assert train_main(["--output", out, "--resume", *wrong]) == 2
         error = capsys.readouterr().err
         assert f"error: {wrong[0]} " in error and "--epochs" in error, error
@@ -257,6 +258,9 @@ def test_loss_falls_on_a_learnable_task(data, tmp_path):
     first, last = history[0], history[-1]
     assert last["train_loss"] < 0.5 * first["train_loss"], [h["train_loss"] for h in history]
     assert last["valid_loss"] < first["valid_loss"]
+    # the trainer streams the configured speed augmentation, and it reaches the data it reads
+    sped = trainer(data, tmp_path / "sped", speed_range=[0.9, 1.1]).train_set
+    assert sped.speed_range == (0.9, 1.1) and {c[-1] for c in sped.plan(0, 0)} != {1.0}
 
 
 def test_lr_decay_and_early_stopping_follow_the_references(data, tmp_path, monkeypatch):
