@@ -182,16 +182,21 @@ class FixedSourcesTrackFolderDataset:
         """Samples read from the file for an excerpt played at `speed`."""
         return self.seq_samples if speed == 1.0 else int(np.ceil((self.seq_samples - 1) * speed)) + 1
 
-    def _read(self, path, start, speed):
-        excerpt = audio.read(path, start, self._span(speed))
+    def _read(self, path, start, speed, out):
+        """The excerpt at `speed` into `out` `(channels, seq_samples)`."""
         if speed == 1.0:
-            return excerpt
+            return audio.read(path, start, self.seq_samples, out=out)
+        excerpt = audio.read(path, start, self._span(speed))
         # linear interpolation at the sped-up positions (a data augmentation, not a
         # mastering-grade resampler: the little aliasing a speed above 1 folds back lands
         # mostly above the model's bandwidth)
         positions = np.arange(self.seq_samples) * speed
         grid = np.arange(excerpt.shape[-1])
-        return np.stack([np.interp(positions, grid, channel) for channel in excerpt]).astype(np.float32)
+        if excerpt.shape[0] != out.shape[0]:
+            raise UMXError(f"{path}: {excerpt.shape[0]} channels, not {out.shape[0]}")
+        for row, channel in zip(out, excerpt):
+            row[:] = np.interp(positions, grid, channel)
+        return out
 
     def load(self, epoch, index):
         """One example as numpy: `(mixture (C, S), targets (J, C, S))`."""
@@ -201,11 +206,12 @@ class FixedSourcesTrackFolderDataset:
             stems = np.stack([audio.read(track.paths[t], start, -1 if samples is None else samples)
                               for t in self.sources])
             return stems.sum(axis=0), stems[: len(self.targets)]
-        stems = []
-        for source, (track, start, gain, swap, speed) in zip(self.sources, self.plan(epoch, index)):
-            excerpt = self._read(self.tracks[track].paths[source], start, speed) * np.float32(gain)
-            stems.append(excerpt[::-1] if swap else excerpt)
-        stems = np.stack(stems)
+        # each stem decoded straight into its row of one array (channels swapped by writing through a
+        # reversed view) and scaled in place: no array per stem, no stacking (docs/benchmarks.md)
+        stems = np.empty((len(self.sources), self.channels, self.seq_samples), np.float32)
+        for row, source, (track, start, gain, swap, speed) in zip(stems, self.sources, self.plan(epoch, index)):
+            excerpt = self._read(self.tracks[track].paths[source], start, speed, row[::-1] if swap else row)
+            excerpt *= np.float32(gain)
         return stems.sum(axis=0), stems[: len(self.targets)]
 
     def dataset(self, epoch=0, shuffle=True, size=None, start=0, shard=None):

@@ -91,6 +91,24 @@ def test_excerpts_are_slices_of_the_files(root):
         assert stems.shape == (3, 2, 4000)
 
 
+def test_augmented_mixed_excerpts_are_scaled_swapped_slices_of_the_files(root):
+    # every augmentation at once (random songs per source, gains, swaps, an interferer), against the
+    # files as soundfile reads them
+    ds = dataset(root, targets=TARGETS[:2], interferers=TARGETS[2:], random_track_mix=1.0)
+    swaps = 0
+    for index in range(6):
+        mixture, stems = ds.load(4, index)
+        expected = []
+        for source, (track, start, gain, swap, _) in zip(ds.sources, ds.plan(4, index)):
+            whole = sf.read(ds.tracks[track].paths[source], dtype="float32", always_2d=True)[0].T
+            piece = whole[:, start : start + ds.seq_samples] * np.float32(gain)
+            expected.append(piece[::-1] if swap else piece)
+            swaps += swap
+        np.testing.assert_array_equal(stems, np.stack(expected[:2]))
+        np.testing.assert_allclose(mixture, sum(expected), atol=1e-6)
+    assert 0 < swaps < 18
+
+
 def test_tf_data_stream_is_deterministic_under_a_seed(root):
     def take(ds, epoch=0):
         return [(m.numpy(), s.numpy()) for m, s in ds.dataset(epoch).take(6)]

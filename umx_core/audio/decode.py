@@ -5,9 +5,11 @@ Audio arrays are float32 `(channels, samples)`. Every failure is a UMXError that
 """
 
 import dataclasses
+import io
 import os
 import shutil
 import subprocess
+import threading
 
 import numpy as np
 import soundfile as sf
@@ -49,7 +51,10 @@ class Reader:
         self.label = label or path
         self._handle = storage.open_read(path)
         try:
-            self._file = sf.SoundFile(self._handle)
+            # a local file goes to libsndfile as its descriptor, which it reads in C; through a Python
+            # file object every 8 KB is a call back into Python (docs/benchmarks.md, training input)
+            local = isinstance(self._handle, io.BufferedReader)
+            self._file = sf.SoundFile(self._handle.fileno(), closefd=False) if local else sf.SoundFile(self._handle)
         except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
             self._handle.close()
             self._storage_failed()
@@ -68,11 +73,15 @@ class Reader:
         """The excerpt's `AudioInfo`."""
         return AudioInfo(self.rate, self.samples, self.channels)
 
-    def read(self, lo, hi):
-        """Samples `[lo, hi)`, `0 <= lo <= hi <= samples`."""
+    def read(self, lo, hi, out=None):
+        """Samples `[lo, hi)`, `0 <= lo <= hi <= samples`, as a new array, or written into `out` (any
+        float32 `(channels, hi - lo)` view, returned), decoded through a buffer the thread reuses."""
+        if out is not None and out.shape != (self.channels, hi - lo):
+            raise UMXError(f"{self.label}: {self.channels} channels of {hi - lo} samples do not fit {out.shape}")
         try:
             self._file.seek(self.offset + lo)
-            data = self._file.read(hi - lo, dtype="float32", always_2d=True)
+            buffer = None if out is None else _scratch(hi - lo, self.channels)
+            data = self._file.read(hi - lo, dtype="float32", always_2d=True, out=buffer)
         except Exception as exc:
             self._storage_failed()
             raise UMXError(f"{self.label}: cannot decode samples at {lo / self.rate:.1f} s ({exc})") from exc
@@ -82,7 +91,10 @@ class Reader:
                            f"before its header's length (truncated file?)")
         if not np.isfinite(data).all():
             raise UMXError(f"{self.label}: NaN or infinite samples near {(self.offset + lo) / self.rate:.1f} s")
-        return np.ascontiguousarray(data.T)
+        if out is None:
+            return np.ascontiguousarray(data.T)
+        out[...] = data.T
+        return out
 
     def _storage_failed(self):
         """Raise the storage error a gs:// read hit (the decoder, calling from C, saw only an early end)."""
@@ -116,17 +128,32 @@ def info(path):
         return reader.info()
 
 
-def read(path, start=0, samples=-1):
+def read(path, start=0, samples=-1, out=None):
     """Samples `[start, start + samples)` of a file as float32 `(channels, samples)`.
 
     Seeks to `start` and decodes only the excerpt; on gs:// only the bytes read are fetched.
-    `samples=-1` reads to the end. UMXError naming the file when it cannot be read or ends early.
+    `samples=-1` reads to the end. `out`: a float32 `(channels, samples)` array (or view) to write
+    into instead of a new array, which saves the allocations (and, for fresh memory, the page
+    faults) of a training input pipeline's many small reads. UMXError naming the file when it
+    cannot be read, ends early, or does not fit `out`.
     """
     with Reader(path) as reader:
         stop = reader.samples if samples < 0 else int(start) + int(samples)
         if stop > reader.samples:
             raise UMXError(f"{path}: ends after {reader.samples} samples, {stop} were needed")
-        return reader.read(int(start), stop)
+        return reader.read(int(start), stop, out=out)
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(frames, channels):
+    """This thread's reusable float32 `(frames, channels)` decode buffer (grown as needed)."""
+    size = frames * channels
+    buffer = getattr(_SCRATCH, "buffer", None)
+    if buffer is None or buffer.size < size:
+        buffer = _SCRATCH.buffer = np.empty(size, np.float32)
+    return buffer[:size].reshape(frames, channels)
 
 
 def stem_files(folder):
