@@ -74,7 +74,8 @@ example: venv
 # 50 epochs at 0.65 x 128 s = 69 + evaluation 10 in two scoring processes, demo-2stems 29 + 2); about
 # 190 min where that step takes 0.85 s (2026-12-03: render 10, demo-5stems 50 epochs of 118-128 s + 10 s of
 # validation = 113 + evaluation 15, demo-2stems about 49 + 3: a hop-1024 trial's 27 min over its
-# measured step ratio to hop 512, 0.54, docs/benchmarks.md); early stopping can end a run sooner.
+# measured step ratio to hop 512, 0.54, docs/benchmarks.md); early stopping can end a run sooner. Those
+# runs predate c748feb, whose input pipeline takes about 6% off a demo-5stems step (docs/benchmarks.md).
 DEMO := build/demo
 DEMO_SEED := 2026
 DEMO_JOBS := 2

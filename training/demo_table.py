@@ -17,7 +17,14 @@ COLUMNS = ("model", "mixture", "irm")
 
 def _scores(folder, name):
     with open(os.path.join(folder, name)) as f:
-        return json.load(f)["median"]
+        return json.load(f)
+
+
+def _songs(evaluation, target):
+    """`N of M`: the songs behind the model's median for `target` (museval scores no window where a
+    source is silent), of the split's songs; `?` for an evaluation written before these were recorded."""
+    scored = evaluation.get("scored", {}).get("model", {}).get(target)
+    return "?" if scored is None or "songs" not in evaluation else f"{scored} of {evaluation['songs']}"
 
 
 def _cell(value, bold=False):
@@ -27,28 +34,33 @@ def _cell(value, bold=False):
 
 
 def table(folders):
-    """Markdown rows: per model and target, median SDR in and out of distribution with both baselines."""
-    head = ("| model | target | SDR test | mixture | IRM | SDR out-of-distribution | mixture | IRM |\n"
-            "| --- | --- | --- | --- | --- | --- | --- | --- |")
+    """Markdown rows: per model and target, median SDR in and out of distribution with both baselines
+    and the songs behind the model's medians."""
+    head = ("| model | target | SDR test | songs | mixture | IRM | SDR out-of-distribution | songs | mixture | IRM |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     rows = [head]
     for folder in folders:
         name = os.path.basename(os.path.normpath(folder))
         with open(os.path.join(folder, "separator.json")) as f:
             version = json.load(f).get("code_version", "?")
         splits = [_scores(folder, "evaluation.json"), _scores(folder, "evaluation-ood.json")]
-        targets = list(splits[0]["model"])
+        targets = list(splits[0]["median"]["model"])
         means = [[] for _ in range(6)]
         for target in targets:
-            values = [split[c][target]["SDR"] for split in splits for c in COLUMNS]
+            values = [split["median"][c][target]["SDR"] for split in splits for c in COLUMNS]
             for column, v in zip(means, values):
                 if v is not None:
                     column.append(v)
-            rows.append(f"| `{name}` | {target} | " + " | ".join(_cell(v, i % 3 == 0) for i, v in enumerate(values))
-                        + " |")
+            cells = [_cell(v, i % 3 == 0) for i, v in enumerate(values)]
+            for at, split in ((4, splits[1]), (1, splits[0])):
+                cells.insert(at, _songs(split, target))
+            rows.append(f"| `{name}` | {target} | " + " | ".join(cells) + " |")
         if len(targets) > 2:
-            rows.append(f"| `{name}` | *mean* | " + " | ".join(
-                _cell(sum(c) / len(c) if c else None, i % 3 == 0) for i, c in enumerate(means)) + " |")
-        rows.append(f"| `{name}` | *code version* | `{version}` | | | | | |")
+            cells = [_cell(sum(c) / len(c) if c else None, i % 3 == 0) for i, c in enumerate(means)]
+            cells.insert(4, "")
+            cells.insert(1, "")
+            rows.append(f"| `{name}` | *mean* | " + " | ".join(cells) + " |")
+        rows.append(f"| `{name}` | *code version* | `{version}` | | | | | | | |")
     return "\n".join(rows)
 
 

@@ -201,6 +201,13 @@ def summarize(results):
     return summary
 
 
+def scored(results):
+    """Songs behind each median: `{method: {target: tracks with an SDR}}`. museval scores a one-second
+    window only where no source is silent, so a song whose parts drop out in every window has none."""
+    return {method: {t: sum(tracks[k][t]["SDR"] is not None for k in tracks)
+                     for t in next(iter(tracks.values()))} for method, tracks in results.items() if tracks}
+
+
 def _fmt(value):
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -238,14 +245,15 @@ def plot(results, path):
     plt.close(fig)
 
 
-def format_table(summary):
-    """The medians as a printable table, one line per method and target."""
+def format_table(summary, counts=None):
+    """The medians as a printable table, one line per method and target (and the songs behind each,
+    `counts` as `scored` gives them)."""
     lines = []
     for method, targets in summary.items():
         lines.append(f"{method}:")
         for target, scores in targets.items():
-            lines.append(f"  {target:<14}" + "  ".join(
-                f"{m} {_fmt(scores[m]):>6}" for m in METRICS))
+            songs = f"  songs {counts[method][target]}" if counts else ""
+            lines.append(f"  {target:<14}" + "  ".join(f"{m} {_fmt(scores[m]):>6}" for m in METRICS) + songs)
     return "\n".join(lines)
 
 
@@ -282,13 +290,17 @@ def main(argv=None):
         return 2
     summary = summarize(results)
     os.makedirs(args.out, exist_ok=True)
-    meta = {"model": args.model, "root": args.root, "split": args.split, "tracks": len(next(iter(results.values())))}
+    # songs: track folders evaluated; tracks: those scored (a song with a target silent throughout is
+    # skipped); scored: songs with at least one scored window, per method and target (behind each median)
+    in_split = len(storage.list_dirs(storage.join(args.root, args.split))[: args.max_tracks or None])
+    meta = {"model": args.model, "root": args.root, "split": args.split, "songs": in_split,
+            "tracks": len(next(iter(results.values())))}
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({**meta, "results": results}, f, indent=2)
     with open(os.path.join(args.out, "summary.json"), "w") as f:
-        json.dump({**meta, "median": summary}, f, indent=2)
+        json.dump({**meta, "median": summary, "scored": scored(results)}, f, indent=2)
     plot(results, os.path.join(args.out, "sdr.png"))
-    print(format_table(summary))
+    print(format_table(summary, scored(results)))
     return 0
 
 

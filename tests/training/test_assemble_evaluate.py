@@ -86,8 +86,24 @@ def test_evaluate_scores_with_museval_and_baselines(solo_runs, data, tmp_path):
         assert results["irm"][track]["vocals"]["SDR"] > results["mixture"][track]["vocals"]["SDR"] + 3
     values = [results["model"][t]["vocals"]["ISR"] for t in results["model"]]
     assert summary["model"]["vocals"]["ISR"] == pytest.approx(np.median(values))
+    # the songs behind each median, as results.json has them
+    written = json.load(open(os.path.join(out, "summary.json")))
+    assert written["songs"] == len(os.listdir(os.path.join(data, "test"))) == 2
+    assert written["scored"] == {m: {"vocals": sum(results[m][k]["vocals"]["SDR"] is not None for k in results[m])}
+                                 for m in results}
     with open(os.path.join(out, "sdr.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_scored_counts_the_songs_behind_each_median():
+    def row(sdr):
+        return {"SDR": sdr, "ISR": 1.0, "SIR": 1.0, "SAR": 1.0}
+
+    results = {"model": {"a": {"vocals": row(3.0), "bass": row(None)}, "b": {"vocals": row(1.0), "bass": row(None)},
+                         "c": {"vocals": row(None), "bass": row(2.0)}}}
+    assert evaluate.scored(results) == {"model": {"vocals": 2, "bass": 1}}
+    assert evaluate.summarize(results)["model"]["vocals"]["SDR"] == 2.0  # the median of the two scored
+    assert "songs 2" in evaluate.format_table(evaluate.summarize(results), evaluate.scored(results))
 
 
 def test_scoring_in_worker_processes_gives_the_same_scores(solo_runs, data):

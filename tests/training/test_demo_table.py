@@ -14,7 +14,8 @@ def _model(folder, targets, shift):
     for name, offset in (("evaluation.json", 0.0), ("evaluation-ood.json", shift)):
         median = {m: {t: {"SDR": base + i - offset} for i, t in enumerate(targets)}
                   for m, base in (("model", 5.0), ("mixture", -8.0), ("irm", 10.0))}
-        (folder / name).write_text(json.dumps({"median": median}))
+        scored = {"model": {t: 9 + i for i, t in enumerate(targets)}}
+        (folder / name).write_text(json.dumps({"median": median, "songs": 12, "scored": scored}))
     return str(folder)
 
 
@@ -26,8 +27,8 @@ def test_table_replaces_the_block_and_keeps_the_rest(tmp_path):
     assert demo_table.main([str(readme), five, two]) == 0
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("\noutro\n") and "old" not in text
-    assert "| `demo-5stems` | bass | **6.0** | -7.0 | 11.0 | **4.0** | -9.0 | 9.0 |" in text
-    assert "| `demo-5stems` | *mean* | **6.0** | -7.0 | 11.0 | **4.0** | -9.0 | 9.0 |" in text
+    assert "| `demo-5stems` | bass | **6.0** | 10 of 12 | -7.0 | 11.0 | **4.0** | 10 of 12 | -9.0 | 9.0 |" in text
+    assert "| `demo-5stems` | *mean* | **6.0** |  | -7.0 | 11.0 | **4.0** |  | -9.0 | 9.0 |" in text
     assert "*mean*" not in text.split("demo-2stems")[1] and "`0.1.0+abc`" in text
     demo_table.main([str(readme), five, two])
     assert readme.read_text() == text  # idempotent
@@ -38,3 +39,12 @@ def test_a_readme_without_the_block_is_an_error(tmp_path):
     readme.write_text("no table here\n")
     with pytest.raises(UMXError, match="no <!-- demo-table -->"):
         demo_table.update(str(readme), [])
+
+
+def test_an_evaluation_without_song_counts_says_it_does_not_know(tmp_path):
+    folder = tmp_path / "demo-2stems"
+    _model(folder, ["vocals", "accompaniment"], 1.0)
+    (folder / "evaluation-ood.json").write_text(json.dumps({"median": {
+        m: {"vocals": {"SDR": 1.0}, "accompaniment": {"SDR": 2.0}} for m in ("model", "mixture", "irm")}}))
+    assert "| `demo-2stems` | vocals | **5.0** | 9 of 12 | -8.0 | 10.0 | **1.0** | ? | 1.0 | 1.0 |" in \
+        demo_table.table([str(folder)])
