@@ -76,6 +76,9 @@ example: venv
 # validation = 113 + evaluation 15, demo-2stems about 49 + 3: a hop-1024 trial's 27 min over its
 # measured step ratio to hop 512, 0.54, docs/benchmarks.md); early stopping can end a run sooner. Those
 # runs predate c748feb, whose input pipeline takes about 6% off a demo-5stems step (docs/benchmarks.md).
+# At 17df4a6 (2026-12-04, another machine): render 8 min, a demo-5stems epoch 149 s with validation (so
+# about 124 min for 50), evaluation 12 min for demo-5stems and 2 for demo-2stems, demo-2stems's training
+# not run (about 55 min: 2026-12-03's 49 at this machine's epoch ratio, 149 / 133 s): about 200 min.
 DEMO := build/demo
 DEMO_SEED := 2026
 DEMO_JOBS := 2
