@@ -15,7 +15,7 @@ START, END = "<!-- demo-table -->", "<!-- /demo-table -->"
 COLUMNS = ("model", "mixture", "irm")
 
 
-def _scores(folder, name):
+def _evaluation(folder, name):
     with open(os.path.join(folder, name)) as f:
         return json.load(f)
 
@@ -43,7 +43,7 @@ def table(folders):
         name = os.path.basename(os.path.normpath(folder))
         with open(os.path.join(folder, "separator.json")) as f:
             version = json.load(f).get("code_version", "?")
-        splits = [_scores(folder, "evaluation.json"), _scores(folder, "evaluation-ood.json")]
+        splits = [_evaluation(folder, "evaluation.json"), _evaluation(folder, "evaluation-ood.json")]
         targets = list(splits[0]["median"]["model"])
         means = [[] for _ in range(6)]
         for target in targets:
@@ -52,13 +52,11 @@ def table(folders):
                 if v is not None:
                     column.append(v)
             cells = [_cell(v, i % 3 == 0) for i, v in enumerate(values)]
-            for at, split in ((4, splits[1]), (1, splits[0])):
-                cells.insert(at, _songs(split, target))
+            cells = cells[:1] + [_songs(splits[0], target)] + cells[1:4] + [_songs(splits[1], target)] + cells[4:]
             rows.append(f"| `{name}` | {target} | " + " | ".join(cells) + " |")
         if len(targets) > 2:
             cells = [_cell(sum(c) / len(c) if c else None, i % 3 == 0) for i, c in enumerate(means)]
-            cells.insert(4, "")
-            cells.insert(1, "")
+            cells = cells[:1] + [""] + cells[1:4] + [""] + cells[4:]
             rows.append(f"| `{name}` | *mean* | " + " | ".join(cells) + " |")
         rows.append(f"| `{name}` | *code version* | `{version}` | | | | | | | |")
     return "\n".join(rows)

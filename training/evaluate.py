@@ -96,21 +96,28 @@ def bss_eval(mixture, stems, estimates, rate):
     return {name: np.nanmedian(v, axis=1)[:count] for name, v in zip(("SDR", "ISR", "SIR", "SAR"), values)}
 
 
+def split_tracks(root, split="test", max_tracks=None):
+    """The track folders of `root/split` that an evaluation scores (the first `max_tracks` if given)."""
+    folder = storage.join(root, split)
+    tracks = storage.list_dirs(folder)
+    if not tracks:
+        raise UMXError(f"{folder}: no track folders")
+    return tracks[:max_tracks] if max_tracks else tracks
+
+
 def evaluate(root, separator=None, targets=None, split="test", baselines=False, max_tracks=None, log=print,
-             jobs=1):
+             jobs=1, tracks=None):
     """Scores per method, track and target: `{method: {track: {target: {metric: value}}}}`.
 
     `jobs` > 1 scores in that many worker processes while this one separates the next track
-    (BSS Eval takes most of an evaluation); the scores are the same to rounding.
+    (BSS Eval takes most of an evaluation); the scores are the same to rounding. `tracks`: the
+    folders `split_tracks` gives, when the caller has already listed them.
     """
     if separator is None and not targets:
         raise UMXError("give a separator, or the targets to score baselines for")
     targets = list(separator.targets) if separator is not None else list(targets)
     folder = storage.join(root, split)
-    tracks = storage.list_dirs(folder)
-    if not tracks:
-        raise UMXError(f"{folder}: no track folders")
-    tracks = tracks[:max_tracks] if max_tracks else tracks
+    tracks = tracks if tracks is not None else split_tracks(root, split, max_tracks)
     n_fft, n_hop = (separator.n_fft, separator.n_hop) if separator is not None else (4096, 1024)
     methods = ([MODEL] if separator is not None else []) + ([MIXTURE, ORACLE] if baselines else [])
     results = {m: {} for m in methods}
@@ -283,8 +290,9 @@ def main(argv=None):
 
             overrides = {k: v for k, v in (("niter", args.niter), ("residual", args.residual or None)) if v is not None}
             separator = load_separator(args.model, **overrides)
-        results = evaluate(args.root, separator, args.targets, args.split, args.baselines, args.max_tracks,
-                           jobs=args.jobs)
+        tracks = split_tracks(args.root, args.split, args.max_tracks)
+        results = evaluate(args.root, separator, args.targets, args.split, args.baselines, jobs=args.jobs,
+                           tracks=tracks)
     except UMXError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -292,15 +300,15 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     # songs: track folders evaluated; tracks: those scored (a song with a target silent throughout is
     # skipped); scored: songs with at least one scored window, per method and target (behind each median)
-    in_split = len(storage.list_dirs(storage.join(args.root, args.split))[: args.max_tracks or None])
-    meta = {"model": args.model, "root": args.root, "split": args.split, "songs": in_split,
+    counts = scored(results)
+    meta = {"model": args.model, "root": args.root, "split": args.split, "songs": len(tracks),
             "tracks": len(next(iter(results.values())))}
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({**meta, "results": results}, f, indent=2)
     with open(os.path.join(args.out, "summary.json"), "w") as f:
-        json.dump({**meta, "median": summary, "scored": scored(results)}, f, indent=2)
+        json.dump({**meta, "median": summary, "scored": counts}, f, indent=2)
     plot(results, os.path.join(args.out, "sdr.png"))
-    print(format_table(summary, scored(results)))
+    print(format_table(summary, counts))
     return 0
 
 
