@@ -71,19 +71,13 @@ example: venv
 # issue's goals, README.md; the first 12 are the same songs and every other split is unchanged; a
 # build/demo rendered before then keeps 12 until its .done stamps are removed), trains demo-5stems then
 # demo-2stems, evaluates both splits against the mixture and ideal-ratio-mask baselines, and copies
-# the exports, scores, plots and the README table into place. Time on 2 CPU cores from the pieces'
-# measured times, which depend on the machine:
-# about 125 min where a hidden-64 / hop-512 training step takes 0.5 s (2026-11-25: render 14, demo-5stems
-# 50 epochs at 0.65 x 128 s = 69 + evaluation 10 in two scoring processes, demo-2stems 29 + 2); about
-# 190 min where that step takes 0.85 s (2026-12-03: render 10, demo-5stems 50 epochs of 118-128 s + 10 s of
-# validation = 113 + evaluation 15, demo-2stems about 49 + 3: a hop-1024 trial's 27 min over its
-# measured step ratio to hop 512, 0.54, docs/benchmarks.md); early stopping can end a run sooner. Those
-# runs predate c748feb, whose input pipeline takes about 6% off a demo-5stems step (docs/benchmarks.md).
-# At 17df4a6 (2026-12-04, another machine): render 8 min, a demo-5stems epoch 149 s with validation (so
-# about 124 min for 50), evaluation 12 min for demo-5stems and 2 for demo-2stems, demo-2stems's training
-# not run (about 55 min: 2026-12-03's 49 at this machine's epoch ratio, 149 / 133 s): about 200 min.
-# The 48 out-of-distribution songs then took 22 min to evaluate for demo-5stems and 3 for demo-2stems
-# (12 songs: 6 and 1), which brings it to about 218 min.
+# the exports, scores, plots and the README table into place. Time on 2 CPU cores, from the pieces'
+# measured times (they depend on the machine: a hidden-64 / hop-512 training step took 0.5 s on
+# 2026-11-25's and 0.85 s on 2026-12-03's; early stopping can end a run sooner). On 2026-12-04's:
+# render 8 min; demo-5stems 50 epochs of 149 s with validation, about 124 min; demo-2stems 30 epochs
+# at hop 512, about 55 min (2026-12-03's 49 at this machine's epoch ratio, 149 / 133 s); evaluation of
+# both models on both splits with the baselines 5 min (training.bsseval; 32 min with museval, whose
+# 48 out-of-distribution songs alone took 22 min for demo-5stems): about 192 min in all.
 DEMO := build/demo
 DEMO_SEED := 2026
 DEMO_JOBS := 2

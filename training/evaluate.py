@@ -1,8 +1,9 @@
-"""Evaluate a separator with BSS Eval v4 (`museval`): `python -m training.evaluate --model M --root DATA`.
+"""Evaluate a separator with BSS Eval v4: `python -m training.evaluate --model M --root DATA`.
 
 The test folder has the dataset layout (`ROOT/SPLIT/<track>/<target>.<ext>`); the mixture is
 `mixture.<ext>` when a track has one, else the sum of every stem file in the track folder.
-SDR, SIR, SAR and ISR are computed on one-second windows as SiSEC does; a track's score is
+SDR, SIR, SAR and ISR are computed on one-second windows as SiSEC does (museval's numbers, by
+`training.bsseval`); a track's score is
 the median over its windows, a target's score the median over tracks. With `--baselines`
 two references are scored beside the model: the mixture itself as every target's estimate
 (the floor) and the ideal ratio mask (the oracle ceiling for a masking model: each source's
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -72,28 +74,56 @@ def ideal_ratio_mask(mixture, stems, n_fft=4096, n_hop=1024):
     return np.pad(out, [(0, 0), (0, 0), (0, mixture.shape[-1] - out.shape[-1])]).astype(np.float32)
 
 
-def bss_eval(mixture, stems, estimates, rate):
-    """`{metric: (targets,) array}`: medians over one-second windows (museval v4).
+def bss_eval(mixture, stems, estimates, rate, audible_db=None):
+    """`{method: {metric: (targets,) array}}`: medians over one-second windows (BSS Eval v4, museval's
+    numbers from `training.bsseval`, which scores every method's `estimates` against one
+    factorization of the references).
 
     What the mixture holds beyond the targets is scored as one more source (estimated as
     the mixture minus the target estimates, or the mixture for the mixture baseline), so
     interference from it counts in SIR, as when SiSEC scores a vocals model against all four
-    MUSDB stems.
+    MUSDB stems. `audible_db`: a target's window where its reference is more than this many dB
+    below the mixture does not count for that target (`inaudible_windows`); None: museval's rule
+    alone, under which only an all-zero reference leaves a window out.
     """
-    import museval
+    from training import bsseval
 
     rest = mixture - stems.sum(axis=0)
+    count = len(stems)
+    sets = dict(estimates)
     if np.abs(rest).max() > 1e-4:
         stems = np.concatenate([stems, rest[None]])
-        rest_estimate = mixture - estimates.sum(axis=0)
-        if np.abs(rest_estimate).max() < 1e-8:  # the mixture baseline: every source is the mixture
-            rest_estimate = mixture
-        estimates = np.concatenate([estimates, rest_estimate[None]])
-    # museval returns SDR, ISR, SIR, SAR
-    values = museval.evaluate(np.transpose(stems, (0, 2, 1)), np.transpose(estimates, (0, 2, 1)),
-                              win=int(rate), hop=int(rate))
-    count = len(stems) - (np.abs(rest).max() > 1e-4)
-    return {name: np.nanmedian(v, axis=1)[:count] for name, v in zip(("SDR", "ISR", "SIR", "SAR"), values)}
+        for method, estimate in estimates.items():
+            rest_estimate = mixture - estimate.sum(axis=0)
+            if np.abs(rest_estimate).max() < 1e-8:  # the mixture baseline: every source is the mixture
+                rest_estimate = mixture
+            sets[method] = np.concatenate([estimate, rest_estimate[None]])
+    scores = bsseval.evaluate(np.transpose(stems, (0, 2, 1)), [np.transpose(e, (0, 2, 1)) for e in sets.values()],
+                              window=int(rate))  # SDR, ISR, SIR, SAR per method
+    out = {}
+    for method, values in zip(sets, scores):
+        if audible_db is not None:
+            quiet = inaudible_windows(mixture, stems, int(rate), values[0].shape[1], audible_db)
+            values = [np.where(quiet, np.nan, v) for v in values]
+        with warnings.catch_warnings():  # a target with no scored window: a NaN median, as museval's silence
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out[method] = {name: np.nanmedian(v, axis=1)[:count] for name, v in zip(("SDR", "ISR", "SIR", "SAR"), values)}
+    return out
+
+
+def inaudible_windows(mixture, stems, window, nb_windows, audible_db):
+    """`(sources, windows)` booleans: True where a stem's energy in museval's window `i` (samples
+    `i * window` to `(i + 1) * window`) is more than `audible_db` dB below the mixture's.
+
+    A part that has stopped playing but leaves a reverb tail or a few LSBs of noise is not all
+    zeros, so museval scores those seconds: SDRs of -40 to -70 dB that measure the estimate
+    against near-silence (README.md, "Demo models").
+    """
+    def energy(x):  # (..., channels, samples) -> (..., windows)
+        return np.stack([np.sum(np.square(x[..., i * window:(i + 1) * window], dtype=np.float64), axis=(-2, -1))
+                         for i in range(nb_windows)], axis=-1)
+
+    return energy(stems) < energy(mixture)[None] * 10 ** (-audible_db / 10)
 
 
 def split_tracks(root, split="test", max_tracks=None):
@@ -106,12 +136,12 @@ def split_tracks(root, split="test", max_tracks=None):
 
 
 def evaluate(root, separator=None, targets=None, split="test", baselines=False, max_tracks=None, log=print,
-             jobs=1, tracks=None):
+             jobs=1, tracks=None, audible_db=None):
     """Scores per method, track and target: `{method: {track: {target: {metric: value}}}}`.
 
     `jobs` > 1 scores in that many worker processes while this one separates the next track
     (BSS Eval takes most of an evaluation); the scores are the same to rounding. `tracks`: the
-    folders `split_tracks` gives, when the caller has already listed them.
+    folders `split_tracks` gives, when the caller has already listed them. `audible_db`: see `bss_eval`.
     """
     if separator is None and not targets:
         raise UMXError("give a separator, or the targets to score baselines for")
@@ -126,9 +156,8 @@ def evaluate(root, separator=None, targets=None, split="test", baselines=False, 
 
     def collect(limit):
         while len(pending) > limit:
-            name, futures = pending.pop(0)
-            for method, future in futures.items():
-                scores = future.get()
+            name, future = pending.pop(0)
+            for method, scores in future.get().items():
                 results[method][name] = {t: {m: _number(scores[m][j]) for m in METRICS}
                                          for j, t in enumerate(targets)}
             log(f"{name}: " + "  ".join(f"{m} SDR " + " ".join(_fmt(results[m][name][t]["SDR"]) for t in targets)
@@ -149,8 +178,7 @@ def evaluate(root, separator=None, targets=None, split="test", baselines=False, 
                 estimates[MIXTURE] = np.repeat(mixture[None], len(targets), axis=0)
                 estimates[ORACLE] = ideal_ratio_mask(mixture, stems, n_fft, n_hop)
             run = pool.apply_async if pool is not None else _Done
-            pending.append((name, {method: run(bss_eval, (mixture, stems, estimate, rate))
-                                   for method, estimate in estimates.items()}))
+            pending.append((name, run(bss_eval, (mixture, stems, estimates, rate, audible_db))))
             collect(limit=max(0, jobs - 1))  # a few tracks in flight: memory stays bounded on long songs
         collect(limit=0)
     finally:
@@ -169,8 +197,8 @@ class _Done:
         return self.value
 
 
-# museval's numpy spreads one call over about 1.4 cores through BLAS threads; workers that each
-# did so would contend (measured: 1.32x faster with 2 workers on 2 cores, 1.7x with one thread each)
+# BSS Eval's linear algebra spreads over the cores through BLAS threads; workers that each did so
+# would contend (measured with museval: 1.32x faster with 2 workers on 2 cores, 1.7x with one thread each)
 BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -277,6 +305,9 @@ def main(argv=None):
     parser.add_argument("--niter", type=int, help="EM iterations (default: the separator's)")
     parser.add_argument("--residual", action="store_true", help="separate with a residual source")
     parser.add_argument("--max-tracks", type=int, help="evaluate the first N tracks only")
+    parser.add_argument("--audible-db", type=float, metavar="DB",
+                        help="leave out a target's one-second windows where it is more than DB dB below the "
+                             "mixture (museval v4 leaves out only all-zero ones; default: museval's rule)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="processes that score with BSS Eval while the model separates (default: 1)")
     parser.add_argument("--verbose", action="store_true", help="also show TensorFlow's native log lines")
@@ -292,7 +323,7 @@ def main(argv=None):
             separator = load_separator(args.model, **overrides)
         tracks = split_tracks(args.root, args.split, args.max_tracks)
         results = evaluate(args.root, separator, args.targets, args.split, args.baselines, jobs=args.jobs,
-                           tracks=tracks)
+                           tracks=tracks, audible_db=args.audible_db)
     except UMXError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -302,7 +333,7 @@ def main(argv=None):
     # skipped); scored: songs with at least one scored window, per method and target (behind each median)
     counts = scored(results)
     meta = {"model": args.model, "root": args.root, "split": args.split, "songs": len(tracks),
-            "tracks": len(next(iter(results.values())))}
+            "tracks": len(next(iter(results.values()))), "audible_db": args.audible_db}
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({**meta, "results": results}, f, indent=2)
     with open(os.path.join(args.out, "summary.json"), "w") as f:

@@ -154,3 +154,47 @@ def test_a_track_with_a_silent_target_is_skipped_and_said(data, tmp_path):
     results = evaluate.evaluate(quiet, targets=["vocals", "drums"], baselines=True, log=said.append)
     assert sorted(results["irm"]) == ["track0005"]
     assert "track0004: skipped, vocals silent throughout" in said
+
+
+def test_audible_db_leaves_out_the_seconds_where_a_target_is_near_silent(data, tmp_path):
+    # vocals that stop after 1 s, leaving noise 90 dB down (a reverb tail, a few LSBs): museval scores
+    # those seconds, --audible-db 50 does not
+    quiet = str(tmp_path / "tail")
+    shutil.copytree(data, quiet)
+    path = os.path.join(quiet, "test", "track0004", "vocals.wav")
+    vocals, rate = sf.read(path, dtype="float32")
+    tail = np.random.default_rng(3).standard_normal(vocals[rate:].shape).astype(np.float32) * 3e-5
+    vocals[rate:] = tail * np.sqrt(np.mean(vocals[:rate] ** 2)) * 10
+    sf.write(path, vocals, rate, subtype="FLOAT")
+    folder = os.path.dirname(path)
+    stems = {t: sf.read(os.path.join(folder, f"{t}.wav"), dtype="float32")[0] for t in ("vocals", "drums", "bass")}
+    mixture = sum(stems.values())
+    references = np.stack([stems["vocals"], stems["drums"], stems["bass"]])
+    sdr = museval.evaluate(references, np.stack([mixture] * 3), win=rate, hop=rate)[0]  # the mixture baseline
+    level = [10 * np.log10(np.sum(stems["vocals"][i * rate:(i + 1) * rate] ** 2)
+                           / np.sum(mixture[i * rate:(i + 1) * rate] ** 2)) for i in range(sdr.shape[1])]
+    assert level[0] > -50 > max(level[1:])  # the second second is the tail's
+
+    medians = {}
+    for extra in ([], ["--audible-db", "50"]):
+        out = str(tmp_path / f"e{len(extra)}")
+        assert evaluate.main(["--root", quiet, "--targets", "vocals", "drums", "bass", "--baselines",
+                              "--out", out] + extra) == 0
+        written = json.load(open(os.path.join(out, "summary.json")))
+        assert written["audible_db"] == (50.0 if extra else None)
+        medians[len(extra)] = json.load(open(os.path.join(out, "results.json")))["results"]["mixture"]["track0004"]
+    assert medians[0]["vocals"]["SDR"] == pytest.approx(np.nanmedian(sdr[0]), abs=1e-4)
+    assert medians[2]["vocals"]["SDR"] == pytest.approx(sdr[0, 0], abs=1e-4)  # the one audible second
+    assert medians[2]["vocals"]["SDR"] > medians[0]["vocals"]["SDR"] + 20
+    for target, row in (("drums", 1), ("bass", 2)):  # audible throughout: scored as museval scores them
+        assert medians[2][target]["SDR"] == pytest.approx(np.nanmedian(sdr[row]), abs=1e-4)
+
+
+def test_inaudible_windows_are_museval_windows():
+    rate = 100
+    stems = np.ones((2, 2, 350), np.float32)
+    stems[0, :, 200:] = 1e-4  # 80 dB down from sample 200 on: museval's third window (200-299)
+    mixture = stems.sum(axis=0)
+    quiet = evaluate.inaudible_windows(mixture, stems, rate, 3, 60)
+    np.testing.assert_array_equal(quiet, [[False, False, True], [False, False, False]])
+    assert not evaluate.inaudible_windows(mixture, stems, rate, 3, 90).any()
