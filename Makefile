@@ -35,9 +35,11 @@ test: venv system-deps
 bench: venv
 	$(BIN)/python bench/separator_speed.py
 	$(BIN)/python bench/em_speed.py
+	$(BIN)/python bench/bsseval_speed.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/data_throughput.py
 	$(BIN)/python bench/training_step.py
+	$(BIN)/python bench/epoch_overhead.py
 	$(BIN)/python bench/segmenting.py
 	$(BIN)/python bench/long_file.py
 	$(BIN)/python bench/pipeline_throughput.py --long-minutes 60
@@ -77,7 +79,9 @@ example: venv
 # render 8 min; demo-5stems 50 epochs of 149 s with validation, about 124 min; demo-2stems 30 epochs
 # at hop 512, about 55 min (2026-12-03's 49 at this machine's epoch ratio, 149 / 133 s); evaluation of
 # both models on both splits with the baselines 5 min (training.bsseval; 32 min with museval, whose
-# 48 out-of-distribution songs alone took 22 min for demo-5stems): about 192 min in all.
+# 48 out-of-distribution songs alone took 22 min for demo-5stems): about 192 min in all. Compiled
+# validation and audio examples (docs/benchmarks.md) then took 15.6 s off a demo-5stems epoch and
+# 9.3 s off a demo-2stems one: about 174 min.
 DEMO := build/demo
 DEMO_SEED := 2026
 DEMO_JOBS := 2

@@ -46,6 +46,17 @@ def dataset_root(args, tmp, targets):
     return root
 
 
+def profile_trainer(args, tmp, **overrides):
+    """The real `Trainer` for `args.profile` on the benchmark dataset (`dataset_root`), its
+    configuration changed by `overrides`, writing under `tmp`."""
+    from training import config as configuration
+    from training.train import Trainer
+
+    profile = configuration.load_profile(args.profile)
+    root = dataset_root(args, tmp, profile["targets"])
+    return Trainer(configuration.resolve(profile, root=root, **overrides), os.path.join(tmp, "run"))
+
+
 def umxhq_size_models(targets=TARGETS, nb_channels=2):
     """openunmix OpenUnmix models of umxhq's size (hidden 512, max_bin 1487) with random weights."""
     import torch

@@ -9,11 +9,10 @@ batch, so they wait for no input. Goal: the pipeline delivers at least 3x what t
 """
 
 import argparse
-import os
 import tempfile
 import time
 
-from common import THREADS, add_dataset_arguments, dataset_root, limit_threads
+from common import THREADS, add_dataset_arguments, limit_threads, profile_trainer
 
 
 def main():
@@ -25,14 +24,9 @@ def main():
     limit_threads(("tensorflow",))
     import tensorflow as tf
 
-    from training import config as configuration
-    from training.train import Trainer
-
-    profile = configuration.load_profile(args.profile)
     with tempfile.TemporaryDirectory(prefix="umx-bench-") as tmp:
-        root = dataset_root(args, tmp, profile["targets"])
-        config = configuration.resolve(profile, root=root, audio_examples=0, steps_per_epoch=args.batches + 1)
-        trainer = Trainer(config, os.path.join(tmp, "run"))
+        trainer = profile_trainer(args, tmp, audio_examples=0, steps_per_epoch=args.batches + 1)
+        config = trainer.config
         batch = config["batch_size"]
 
         # (1) the input pipeline alone, as the loop builds it

@@ -7,7 +7,7 @@ def write_epoch(writer, epoch, record, umx, valid_set, config):
     Args:
         writer: a `tf.summary` file writer.
         record: the epoch's record (`Trainer.run` history entry).
-        umx: the end-to-end model over the trained filters.
+        umx: the end-to-end model over the trained filters (or a compiled function of it).
         valid_set: the validation dataset; its first `audio_examples` tracks, cut to `audio_seconds`,
             are logged with their estimates.
     """

@@ -128,7 +128,12 @@ class Trainer:
         # fused (2.3x faster on 2 CPU cores, docs/benchmarks.md); the optimizer and the
         # replicas' all-reduce stay outside it
         self._gradients = tf.function(self._gradients_of, jit_compile=bool(c.get("jit_compile", True)))
-        self._valid_step = tf.function(self._losses, reduce_retracing=True)
+        # validation and the audio examples compiled too: eagerly (and, for validation, without XLA)
+        # they took 6-10 s and 7 s of a demo-5stems epoch, against 1.5 s and 0.4 s (docs/benchmarks.md);
+        # XLA compiles once per input shape (a song's last, shorter chunk is a second shape)
+        jit = bool(c.get("jit_compile", True))
+        self._valid_step = tf.function(self._losses, reduce_retracing=True, jit_compile=jit)
+        self._separate = tf.function(self.umx, jit_compile=jit)
 
     # --- the computation ------------------------------------------------------
     def _magnitudes(self, audio):
@@ -275,7 +280,7 @@ class Trainer:
                 self._export(saved_model=False)  # OUTPUT/separator: the best model so far, during training too
             self._checkpoint(LATEST)
             if self.chief:
-                summaries.write_epoch(self.writer, epoch + 1, record, self.umx, self.valid_set, c)
+                summaries.write_epoch(self.writer, epoch + 1, record, self._separate, self.valid_set, c)
             per_target = " ".join(f"{t} {v:.4g}" for t, v in record["valid_targets"].items())
             log(f"epoch {epoch + 1}: train {record['train_loss']:.4g} valid {record['valid_loss']:.4g} ({per_target}) "
                 f"lr {lr:.3g}{' -> %.3g' % new_lr if new_lr != lr else ''} "
