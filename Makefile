@@ -81,7 +81,8 @@ example: venv
 # both models on both splits with the baselines 5 min (training.bsseval; 32 min with museval, whose
 # 48 out-of-distribution songs alone took 22 min for demo-5stems): about 192 min in all. Compiled
 # validation and audio examples (docs/benchmarks.md) then took 15.6 s off a demo-5stems epoch and
-# 9.3 s off a demo-2stems one: about 174 min.
+# 9.3 s off a demo-2stems one: about 174 min. demo-2stems at hop 1024 since then (level with hop 512
+# out of distribution, docs/benchmarks.md) trains in about 30 min instead of 50: about 154 min.
 DEMO := build/demo
 DEMO_SEED := 2026
 DEMO_JOBS := 2
