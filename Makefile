@@ -69,20 +69,9 @@ example: venv
 # --- the shipped demo models (umx_core/models/demo-*) --------------------------------------
 # Renders songs in seven styles through four GM soundfonts with a sung voice and per-stem effects
 # (440 train + 24 valid + 12 test songs of 12 s, 44.1 kHz, seed 2026) and 48 out-of-distribution test
-# songs (held-out styles and soundfont; 12 before 2026-12-04, too few for a median to decide the
-# issue's goals, README.md; the first 12 are the same songs and every other split is unchanged; a
-# build/demo rendered before then keeps 12 until its .done stamps are removed), trains demo-5stems then
-# demo-2stems, evaluates both splits against the mixture and ideal-ratio-mask baselines, and copies
-# the exports, scores, plots and the README table into place. Time on 2 CPU cores, from the pieces'
-# measured times (they depend on the machine: a hidden-64 / hop-512 training step took 0.5 s on
-# 2026-11-25's and 0.85 s on 2026-12-03's; early stopping can end a run sooner). On 2026-12-04's:
-# render 8 min; demo-5stems 50 epochs of 149 s with validation, about 124 min; demo-2stems 30 epochs
-# at hop 512, about 55 min (2026-12-03's 49 at this machine's epoch ratio, 149 / 133 s); evaluation of
-# both models on both splits with the baselines 5 min (training.bsseval; 32 min with museval, whose
-# 48 out-of-distribution songs alone took 22 min for demo-5stems): about 192 min in all. Compiled
-# validation and audio examples (docs/benchmarks.md) then took 15.6 s off a demo-5stems epoch and
-# 9.3 s off a demo-2stems one: about 174 min. demo-2stems at hop 1024 since then (level with hop 512
-# out of distribution, docs/benchmarks.md) trains in about 30 min instead of 50: about 154 min.
+# songs (held-out styles and soundfont), trains demo-5stems then demo-2stems, evaluates both splits
+# against the mixture and ideal-ratio-mask baselines, and copies the exports, scores, plots and the
+# table in docs/models.md into place. It takes a few hours on 2 CPU cores (docs/models.md, "Training").
 DEMO := build/demo
 DEMO_SEED := 2026
 DEMO_JOBS := 2
@@ -115,4 +104,4 @@ demo-models: demo-model-5stems demo-model-2stems
 		cp $$run/eval-test-ood/summary.json umx_core/models/demo-$$m/evaluation-ood.json && \
 		cp $$run/eval-test/sdr.png docs/img/demo-$$m-sdr.png && \
 		cp $$run/eval-test-ood/sdr.png docs/img/demo-$$m-sdr-ood.png || exit 1; done
-	$(BIN)/python -m training.demo_table README.md umx_core/models/demo-5stems umx_core/models/demo-2stems
+	$(BIN)/python -m training.demo_table docs/models.md umx_core/models/demo-5stems umx_core/models/demo-2stems

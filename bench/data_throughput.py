@@ -30,7 +30,7 @@ def main():
         batch = config["batch_size"]
 
         # (1) the input pipeline alone, as the loop builds it
-        iterator = iter(trainer._epoch_data(0, 0))
+        iterator = iter(trainer.epoch_batches(0, 0))
         next(iterator)  # start-up: threads, first reads
         start = time.perf_counter()
         for _ in range(args.batches):
@@ -41,10 +41,10 @@ def main():
         cached = trainer.strategy.experimental_distribute_dataset(
             trainer.train_set.dataset(0, size=batch).batch(batch, drop_remainder=True).take(1).cache().repeat())
         steps = iter(cached)
-        trainer._train_step(steps).numpy()  # trace and compile
+        trainer.train_step(steps).numpy()  # trace and compile
         start = time.perf_counter()
         for _ in range(args.batches):
-            trainer._train_step(steps).numpy()
+            trainer.train_step(steps).numpy()
         step_rate = args.batches * batch / (time.perf_counter() - start)
 
     print(f"profile {args.profile}: {len(config['targets'])} targets, {config['seq_duration']} s excerpts, "

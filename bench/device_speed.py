@@ -39,7 +39,7 @@ def main():
                         default=[None, 1200, 4800], help="frames per call; auto: what the Separator picks for the device")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    from umx_core.console import quiet_tensorflow
+    from umx_core.cli.console import quiet_tensorflow
 
     quiet_tensorflow()
     import tensorflow as tf

@@ -1,4 +1,4 @@
-"""EM speed: umx_core.filtering.wiener against norbert.wiener on the same inputs, one run.
+"""EM speed: umx_core.nn.filtering.wiener against norbert.wiener on the same inputs, one run.
 
 30 s of stereo (1292 frames x 2049 bins), 4 sources, 1 EM iteration, whole track in one
 window (norbert has no windows). Both in single precision (norbert keeps the input dtype).
@@ -23,7 +23,7 @@ def main():
     import numpy as np
     import tensorflow as tf
 
-    from umx_core.filtering import wiener
+    from umx_core.nn.filtering import wiener
 
     rng = np.random.default_rng(0)
     shape = (args.frames, 2049, 2)

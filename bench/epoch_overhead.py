@@ -42,7 +42,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="umx-bench-") as tmp:
         trainer = profile_trainer(args, tmp, steps_per_epoch=1)
         config = trainer.config
-        plain = tf.function(trainer._losses, reduce_retracing=True)
+        plain = tf.function(trainer.losses, reduce_retracing=True)
 
         def validate_plain():
             totals = np.zeros(len(config["targets"]))
@@ -55,7 +55,7 @@ def main():
         sides = {
             "validation": (trainer.validate, validate_plain),
             "audio examples": (
-                lambda: summaries.write_epoch(trainer.writer, 1, record, trainer._separate, trainer.valid_set, config),
+                lambda: summaries.write_epoch(trainer.writer, 1, record, trainer.separate, trainer.valid_set, config),
                 lambda: summaries.write_epoch(trainer.writer, 1, record, trainer.umx, trainer.valid_set, config)),
         }
         print(f"profile {args.profile}: {len(trainer.valid_set)} validation items, {config['audio_examples']} audio "

@@ -56,14 +56,14 @@ def main():
             config = configuration.resolve(profile, root=root, audio_examples=0, steps_per_epoch=steps, **overrides)
             trainer = Trainer(config, os.path.join(tmp, name))
             batch = config["batch_size"]
-            fed = iter(trainer._epoch_data(0, 0))
+            fed = iter(trainer.epoch_batches(0, 0))
             cached = iter(trainer.strategy.experimental_distribute_dataset(
                 trainer.train_set.dataset(0, size=batch).batch(batch, drop_remainder=True).take(1).cache().repeat()))
-            trainer._train_step(fed).numpy()  # trace and compile, start the input threads
-            trainer._train_step(cached).numpy()
+            trainer.train_step(fed).numpy()  # trace and compile, start the input threads
+            trainer.train_step(cached).numpy()
             sides[name] = {"config": config, "weights": sum(int(v.numpy().size) for v in trainer.model.weights),
-                           "full": lambda t=trainer, it=fed: t._train_step(it).numpy(),
-                           "compute": lambda t=trainer, it=cached: t._train_step(it).numpy()}
+                           "full": lambda t=trainer, it=fed: t.train_step(it).numpy(),
+                           "compute": lambda t=trainer, it=cached: t.train_step(it).numpy()}
         times = {(name, kind): [] for name in sides for kind in ("full", "compute")}
         for _ in range(args.rounds):
             for kind in ("full", "compute"):

@@ -60,8 +60,10 @@ def build(output):
         getattr(umx_core, name)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        # packages bring their submodules, except umx_core, whose __all__ lists only the public API
-        specs = [m for m in modules() if m.startswith("umx_core")] + [p for p in PACKAGES if p != "umx_core"]
+        # packages bring their submodules, except umx_core, whose __all__ lists only the public API:
+        # its own modules and subpackages are named one by one (a subpackage brings its modules)
+        specs = [m for m in modules() if m.startswith("umx_core") and m.count(".") <= 1]
+        specs += [p for p in PACKAGES if p != "umx_core"]
         pdoc.pdoc(*specs, output_directory=pathlib.Path(output))
     problems = [f"pdoc: {w.message}" for w in caught if issubclass(w.category, UserWarning)]
     return problems + [f"no docstring: {m}" for m in undocumented()]

@@ -25,8 +25,9 @@ from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, 
 
 from pipelines import options as job_options
 from pipelines.handler import SeparatorModelHandler
-from pipelines.records import ListRecords
-from pipelines.stages import NAMESPACE, RUNS, ClaimFolders, ExpandInputs, Plan, Summarize, WriteSummary, fingerprint
+from pipelines.records import ListRecords, fingerprint, model_digest
+from pipelines.stages import NAMESPACE, ClaimFolders, ExpandInputs, Plan
+from pipelines.summary import RUNS, Summarize, WriteSummary
 from umx_core import storage
 from umx_core.errors import UMXError
 
@@ -38,8 +39,6 @@ def build(pipeline, options, run_id, started=None):
         options: the job's parsed options (`pipelines.options.parse_known_args`).
         run_id: names the run summary and failure list.
     """
-    from umx_core.pretrained import model_digest
-
     digest = model_digest(options.model)  # once per job, in the driver
     settings = options.settings
     fp = fingerprint(settings.output_fields(), digest)
@@ -63,6 +62,14 @@ def build(pipeline, options, run_id, started=None):
             | "Statuses" >> beam.Flatten()
             | "Summarize" >> beam.CombineGlobally(Summarize())
             | "WriteSummary" >> beam.ParDo(WriteSummary(options.output, run_id, started or time.time(), params)))
+
+
+class CatalogOptions(PipelineOptions):
+    """The job's options as Beam pipeline options, so a Dataflow job shows them with its own."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        job_options.add_arguments(parser)
 
 
 def _worker_setup(pipeline_options):
@@ -109,7 +116,7 @@ def main(argv=None, wait=True):
     """Command line of `python -m pipelines.separate_catalog`; returns the exit code.
     `wait=False`: return once the job is submitted (the flex-template launcher)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    from umx_core.console import quiet_tensorflow
+    from umx_core.cli.console import quiet_tensorflow
 
     quiet_tensorflow(job_options.build_parser().parse_known_args(argv)[0].verbose)
     try:

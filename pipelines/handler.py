@@ -9,11 +9,10 @@ import time
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler
 
-from pipelines.records import record_metadata
+from pipelines.records import RECORD_NAME, PlacedStems, check_placed, record_metadata
 from pipelines.stages import NAMESPACE, count, failure
 from umx_core import storage
 from umx_core.errors import UMXError
-from umx_core.settings import RECORD_NAME
 from umx_core.version import code_version
 
 
@@ -34,8 +33,8 @@ class SeparatorModelHandler(ModelHandler):
     Args:
         model: model name or path.
         settings: the job's `umx_core.settings.SeparationSettings`.
-        fingerprint: what the records name (`pipelines.stages.fingerprint`).
-        model_digest: the weights' digest (`umx_core.pretrained.model_digest`), stored in each record.
+        fingerprint: what the records name (`pipelines.records.fingerprint`).
+        model_digest: the weights' digest (`pipelines.records.model_digest`), stored in each record.
         batch_seconds: audio seconds per batch (a longer track goes alone).
     """
 
@@ -45,8 +44,8 @@ class SeparatorModelHandler(ModelHandler):
         self.model_digest, self.batch_seconds = model_digest, float(batch_seconds)
 
     def load_model(self):
-        from umx_core import xla_cache
-        from umx_core.console import quiet_tensorflow
+        from umx_core.cli import xla_cache
+        from umx_core.cli.console import quiet_tensorflow
 
         xla_cache.enable()  # the worker's other SDK processes, and later bundles, reuse compiled programs
         quiet_tensorflow()
@@ -69,21 +68,21 @@ class SeparatorModelHandler(ModelHandler):
                 storage.delete(storage.join(track.out, RECORD_NAME))
                 todo.append(track)
             except (UMXError, OSError) as exc:  # storage still failing after retries: this track only
-                refused[id(track)] = failure(track.path, "write", exc, output=track.out)
-        began = time.monotonic()
+                refused[id(track)] = failure(UMXError(str(exc), path=track.path, stage="write"), output=track.out)
+        began, placed = time.monotonic(), PlacedStems()
         results = separate_files([t.path for t in todo], [t.out for t in todo], model, ext=self.settings.codec,
-                                 aggregate=self.settings.aggregate) if todo else []
+                                 aggregate=self.settings.aggregate, on_place=placed) if todo else []
         wall = time.monotonic() - began
-        finished = {id(track): self._finish(track, result, model, wall) for track, result in zip(todo, results)}
+        finished = {id(track): self._finish(track, result, placed, model, wall) for track, result in zip(todo, results)}
         return [refused.get(id(track)) or finished[id(track)] for track in batch]
 
-    def _finish(self, track, result, model, wall):
-        if isinstance(result, Exception):
-            return failure(track.path, getattr(result, "stage", "separate"), result, output=track.out)
+    def _finish(self, track, result, placed, model, wall):
+        if result.error is not None:
+            return failure(result.error, output=track.out)
         downmixed = any(note.startswith("downmixed") for note in result.notes)
         record = {
             "input": track.path, "input_identity": track.identity, "input_checksum": None,
-            "duration_seconds": result.duration, "stems": result.stems, "stem_checksums": result.checksums,
+            "duration_seconds": result.duration, "stems": result.stems, "stem_checksums": placed.checksums(result.stems),
             "fingerprint": self.fingerprint, "model": self.model, "model_digest": self.model_digest,
             "parameters": self.settings.output_fields(), "code_version": code_version(), "notes": result.notes,
             "sample_rate": int(model.sample_rate),
@@ -95,36 +94,13 @@ class SeparatorModelHandler(ModelHandler):
             # planned identity no longer matches either, so the next run separates it again
             record["input_checksum"] = checksum if storage.identity(track.path) == track.identity else None
             path = storage.join(track.out, RECORD_NAME)
-            check_placed(result, path)  # not beside another attempt's stems...
+            check_placed(track.out, result.stems, placed, path)  # not beside another attempt's stems...
             storage.write_bytes(path, json.dumps(record, indent=2).encode(), metadata=record_metadata(record))
-            check_placed(result, path)  # ...nor left there if one placed its stems meanwhile
+            check_placed(track.out, result.stems, placed, path)  # ...nor left there if one placed its stems meanwhile
         except (UMXError, OSError) as exc:
-            return failure(track.path, "write", exc, output=track.out)
+            return failure(UMXError(str(exc), path=track.path, stage="write"), output=track.out)
         count("separated")
         count("downmixed", int(downmixed))
         beam.metrics.Metrics.distribution(NAMESPACE, "audio_seconds").update(int(result.duration))
         return {"path": track.path, "status": "separated", "seconds": result.duration, "downmixed": downmixed,
                 "batch_wall_seconds": wall}
-
-
-def check_placed(result, record_path):
-    """Remove the record at `record_path` and raise UMXError unless every stem in the folder is the
-    one this attempt placed: another attempt at the same track (an overlapping run, a retried
-    bundle) may have replaced some of them while this one placed its own. Checked before and after
-    the record is written, so whichever attempt writes last sees the other's stems, and a record
-    stays only beside the stems it names. Cheap: `storage.placed_identity` (gs:// one metadata read
-    per stem, locally a stat); only a stem that is another file is read, to compare its checksum
-    (the same bytes from another attempt are the record's stems all the same)."""
-    replaced = []
-    for name, path in result.stems.items():
-        try:
-            other_file = storage.placed_identity(path) != result.placed[name]
-            if other_file and storage.checksum(path) != result.checksums[name]:
-                replaced.append(name)
-        except (UMXError, OSError):
-            replaced.append(name)
-    if replaced:
-        storage.delete(record_path)
-        raise UMXError(f"{result.outdir}: its {', '.join(replaced)} stem(s) were replaced by another attempt at the "
-                       f"same track while this one wrote them (an overlapping run?); not marked complete, the next "
-                       f"run separates it again")

@@ -2,29 +2,24 @@
 counting what it did under the `separate_catalog` namespace.
 
 Expand (patterns and lists -> tracks, on the workers) -> Claim (one input per output folder)
--> Plan (skip what is complete, read each header) -> [inference] -> Summarize -> WriteSummary.
+-> Plan (skip what is complete, read each header) -> [inference, `pipelines.handler`] ->
+Summarize -> WriteSummary (`pipelines.summary`).
 Every failure becomes a status record with a stage ("match", "output", "decode", "separate",
 "write") that ends in `{output}/_failed/{run}.jsonl`; nothing here raises out of a bundle.
 """
 
 import dataclasses
-import hashlib
 import json
-import logging
 import os
-import time
 
 import apache_beam as beam
 
-from pipelines.records import ListedRecord, identity_text
+from pipelines.records import RECORD_NAME, ListedRecord, identity_text
 from umx_core import storage
 from umx_core.errors import UMXError
 from umx_core.outputs import claim, is_inside, output_name
-from umx_core.settings import RECORD_NAME
-from umx_core.version import code_version
 
 NAMESPACE = "separate_catalog"
-FAILED, RUNS = "_failed", "_runs"
 
 
 def count(name, value=1):
@@ -32,10 +27,15 @@ def count(name, value=1):
     beam.metrics.Metrics.counter(NAMESPACE, name).inc(value)
 
 
-def failure(path, stage, error, **extra):
-    """A failed track's (or pattern's) status record."""
+def failure(error, **extra):
+    """A failed track's (or pattern's) status record, from the UMXError that stopped it (its path and stage)."""
     count("failed")
-    return {"path": path, "status": "failed", "stage": stage, "error": str(error), **extra}
+    return {"path": error.path, "status": "failed", "stage": error.stage, "error": str(error), **extra}
+
+
+def match_failure(value, kind, problem):
+    """The status record of a pattern or list (`kind`) that names no input."""
+    return failure(UMXError(str(problem), path=value, stage="match"), kind=kind)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,12 +46,6 @@ class TrackJob:
     out: str
     seconds: float = 0.0
     identity: dict = None  # `storage.identity` of the input when it was planned
-
-
-def fingerprint(settings_fields, model_digest):
-    """A short digest of the output settings and the model's weights: what a complete record must match."""
-    blob = json.dumps({**settings_fields, "model_digest": model_digest}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def relative_output(path, base):
@@ -81,7 +75,7 @@ class ExpandInputs(beam.DoFn):
         try:
             items = list(self._expand(kind, value))
         except (UMXError, OSError) as exc:
-            yield beam.pvalue.TaggedOutput("failed", failure(value, "match", exc, kind=kind))
+            yield beam.pvalue.TaggedOutput("failed", match_failure(value, kind, exc))
             return
         found = 0
         for item in items:
@@ -94,7 +88,7 @@ class ExpandInputs(beam.DoFn):
             count("unmatched")
             what = "lists no file" if kind == "list" else "matches no file"
             inside = " outside the output folder" if items else ""
-            yield beam.pvalue.TaggedOutput("failed", failure(value, "match", f"{value}: {what}{inside}", kind=kind))
+            yield beam.pvalue.TaggedOutput("failed", match_failure(value, kind, f"{value}: {what}{inside}"))
 
     def _expand(self, kind, value):
         if kind == "list":
@@ -123,9 +117,8 @@ class ExpandInputs(beam.DoFn):
             try:
                 items = list(self._expand(kind, path))
             except (UMXError, OSError) as exc:
-                items = [beam.pvalue.TaggedOutput("failed", failure(path, "match", exc, kind=kind))]
-            yield from items or [beam.pvalue.TaggedOutput("failed", failure(path, "match", f"{path}: matches no file",
-                                                                            kind=kind))]
+                items = [beam.pvalue.TaggedOutput("failed", match_failure(path, kind, exc))]
+            yield from items or [beam.pvalue.TaggedOutput("failed", match_failure(path, kind, f"{path}: matches no file"))]
 
 
 class ClaimFolders(beam.DoFn):
@@ -147,7 +140,7 @@ class ClaimFolders(beam.DoFn):
             holder = _record_input(folder)
             kept, refused = claim(folder, paths, holder)
             for path, error in refused.items():
-                yield beam.pvalue.TaggedOutput("failed", failure(path, "output", error, output=folder))
+                yield beam.pvalue.TaggedOutput("failed", failure(error, output=folder))
             paths = [kept]
         yield paths[0], folder, found[paths[0]], listed
 
@@ -190,9 +183,9 @@ class Plan(beam.DoFn):
         record = None if unread else _record(out)  # one read: a missing record is None
         if isinstance(record, dict):
             if record.get("input") not in (None, path):
-                yield beam.pvalue.TaggedOutput("failed", failure(
-                    path, "output", f"{path}: its stems would go to {out}, which holds the stems of "
-                                    f"{record['input']}; rename one, or pass --overwrite to replace them", output=out))
+                yield beam.pvalue.TaggedOutput("failed", failure(UMXError(
+                    f"{path}: its stems would go to {out}, which holds the stems of {record['input']}; rename one, "
+                    f"or pass --overwrite to replace them", path=path, stage="output"), output=out))
                 return
         try:
             identity = json.loads(known) if known else storage.identity(path)
@@ -202,8 +195,8 @@ class Plan(beam.DoFn):
                 yield beam.pvalue.TaggedOutput("skipped", {"path": path, "status": "skipped"})
                 return
             seconds = audio.info(path).duration
-        except UMXError as exc:
-            yield beam.pvalue.TaggedOutput("failed", failure(path, "decode", exc, output=out))
+        except UMXError as exc:  # the input's identity or header cannot be read
+            yield beam.pvalue.TaggedOutput("failed", failure(UMXError(str(exc), path=path, stage="decode"), output=out))
             return
         yield TrackJob(path, out, seconds, identity)
 
@@ -218,70 +211,3 @@ def same_input(record, path, identity):
         return False
     count("input_checksums")
     return storage.checksum(path) == record["input_checksum"]
-
-
-class Summarize(beam.CombineFn):
-    """Counts and audio seconds over every status record."""
-
-    KEYS = ("found", "skipped", "separated", "failed", "downmixed", "unmatched", "audio_seconds")
-
-    def create_accumulator(self):
-        return {**{key: 0 for key in self.KEYS}, "audio_seconds": 0.0, "failed_records": []}
-
-    def add_input(self, acc, record):
-        status = record.get("status", "failed")
-        acc[status] += 1
-        if status != "failed" or record.get("stage") != "match":
-            acc["found"] += 1
-        if status == "separated":
-            acc["audio_seconds"] += record.get("seconds", 0.0)
-            acc["downmixed"] += bool(record.get("downmixed"))
-        if status == "failed":
-            acc["unmatched"] += record.get("stage") == "match"
-            acc["failed_records"].append({k: record[k] for k in ("path", "stage", "error", "output", "kind")
-                                          if record.get(k)})
-        return acc
-
-    def merge_accumulators(self, accs):
-        out = self.create_accumulator()
-        for acc in accs:
-            for key in self.KEYS:
-                out[key] += acc[key]
-            out["failed_records"].extend(acc["failed_records"])
-        return out
-
-    def extract_output(self, acc):
-        return acc
-
-
-class WriteSummary(beam.DoFn):
-    """The run summary `{output}/_runs/{run}.json` and the failure list `{output}/_failed/{run}.jsonl`."""
-
-    def __init__(self, output, run_id, started, params):
-        self.output, self.run_id, self.started, self.params = output, run_id, started, params
-
-    def process(self, summary):
-        failed = sorted(summary.pop("failed_records"), key=lambda r: r["path"] or "")
-        errors = []
-        if failed:
-            lines = "".join(json.dumps(r) + "\n" for r in failed)
-            errors += _store(storage.join(self.output, FAILED, f"{self.run_id}.jsonl"), lines.encode())
-        summary.update(run=self.run_id, audio_hours=summary.pop("audio_seconds") / 3600.0,
-                       wall_seconds=time.time() - self.started, parameters=self.params, code_version=code_version(),
-                       unmatched_inputs=[r["path"] for r in failed if r["stage"] == "match"], errors=errors)
-        errors += _store(storage.join(self.output, RUNS, f"{self.run_id}.json"), json.dumps(summary, indent=2).encode())
-        yield summary
-
-
-def _store(path, data):
-    """Write one of the run's own files; `[error]` if that fails even after the storage layer's retries.
-    Logged and returned, never raised: every track's stems and record are in place by now, and a
-    failing step here would make Beam retry it, or fail a job whose work is done."""
-    try:
-        storage.write_bytes(path, data)
-        return []
-    except (UMXError, OSError) as exc:
-        error = f"{path}: the run's own file could not be written ({exc}); the tracks' stems and records are in place"
-        logging.getLogger(__name__).error(error)
-        count("summary_errors")
-        return [error]

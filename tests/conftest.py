@@ -17,7 +17,7 @@ REFERENCE = os.path.join(sys.prefix, "reference")
 if os.path.isdir(REFERENCE) and REFERENCE not in sys.path:
     sys.path.append(REFERENCE)
 sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))
-# PyPI's CUDA build of torch (Pythons without a CPU wheel here, see README) brings triton, whose
+# PyPI's CUDA build of torch (Pythons without a CPU wheel here, see CONTRIBUTING.md) brings triton, whose
 # native library crashes the process when torch loads it beside TensorFlow (torch.optim imports
 # it). The tests run torch on the CPU, which never uses triton: torch sees it as absent.
 sys.modules.setdefault("triton", None)

@@ -18,7 +18,8 @@ def test_api_docs_build_clean(tmp_path):
     assert builder.build(str(tmp_path)) == []
     for page in ("umx_core.html", "umx_core/stream.html", "training/train.html", "pipelines/catalog.html"):
         assert (tmp_path / page).exists(), page
-    assert "separate_files" in (tmp_path / "umx_core" / "stream.html").read_text()
+    page = (tmp_path / "umx_core" / "stream.html").read_text()
+    assert "separate_files" in page and "Result" in page and "stage" in page  # the per-track result
 
 
 def test_a_missing_docstring_is_caught(tmp_path, monkeypatch):

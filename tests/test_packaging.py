@@ -128,7 +128,13 @@ def test_beam_stages_an_sdist_that_installs(tmp_path):
     for package in ("umx_core", "training", "pipelines"):
         shutil.copytree(os.path.join(REPO, package), src / package,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    sdist = Stager._build_setup_package(str(src / "setup.py"), str(tmp_path / "dist"))
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    options = PipelineOptions(["--setup_file", str(src / "setup.py"), "--sdk_location", "container"])
+    Stager.create_job_resources(options, str(dist), log_submission_env_dependencies=False)
+    (sdist,) = glob.glob(str(dist / "*.tar.gz"))  # what Beam stages as workflow.tar.gz
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--no-build-isolation",
                     "--target", str(site), sdist], check=True, capture_output=True, timeout=300)

@@ -14,9 +14,9 @@ import json
 import sys
 
 from umx_core import storage
-from umx_core.console import quiet_tensorflow
+from umx_core.cli.console import quiet_tensorflow
 from umx_core.errors import UMXError
-from umx_core.settings import CONFIG_NAME
+from umx_core.saved import CONFIG_NAME
 
 _MUST_AGREE = ("sample_rate", "n_fft", "n_hop", "nb_channels")
 

@@ -15,6 +15,7 @@ import os
 
 from umx_core import storage
 from umx_core.errors import UMXError
+from umx_core.cli.flags import parse_bool
 from umx_core.version import code_version
 
 PROFILE_DIR = os.path.join(os.path.dirname(__file__), "profiles")
@@ -68,7 +69,7 @@ RESUMABLE = ("root", "jit_compile", "epochs", "patience", "lr_decay_patience", "
 def _share(text):
     """A share between 0 and 1 from the command line; true and false mean 1 and 0."""
     if text.lower() in ("true", "yes", "on", "false", "no", "off"):
-        return float(_bool(text))
+        return float(parse_bool(text))
     try:
         value = float(text)
     except ValueError:
@@ -118,14 +119,6 @@ def resolve(profile=None, **overrides):
     return config
 
 
-def _bool(text):
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 def flag(key):
     """The command-line flag of a configuration key (`hidden_size` -> `--hidden-size`)."""
     return "--" + key.replace("_", "-")
@@ -139,7 +132,7 @@ def add_arguments(parser):
         if key in _LISTS:
             group.add_argument(flag(key), nargs="*", type=_LISTS[key], default=None, help=help_text)
         elif kind is bool:
-            group.add_argument(flag(key), type=_bool, default=None, metavar="BOOL",
+            group.add_argument(flag(key), type=parse_bool, default=None, metavar="BOOL",
                                help=f"{help_text} (default {default})")
         else:
             group.add_argument(flag(key), type=kind, default=None, help=f"{help_text} (default {default})")

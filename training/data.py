@@ -172,13 +172,13 @@ class FixedSourcesTrackFolderDataset:
             if mixing or start is None:  # one start (and speed) for all targets unless mixing
                 # drawn only when enabled, so a run without it keeps its stream
                 speed = float(np.exp(rng.uniform(*np.log(self.speed_range)))) if self.speed_range else 1.0
-                start = int(rng.integers(self.tracks[track].samples - self._span(speed) + 1))
+                start = int(rng.integers(self.tracks[track].samples - self.span(speed) + 1))
             gain = float(rng.uniform(*self.gain_range)) if self.gain_range else 1.0
             swap = bool(self.channel_swap and self.channels == 2 and rng.random() < 0.5)
             choices.append((track, start, gain, swap, speed))
         return choices
 
-    def _span(self, speed):
+    def span(self, speed):
         """Samples read from the file for an excerpt played at `speed`."""
         return self.seq_samples if speed == 1.0 else int(np.ceil((self.seq_samples - 1) * speed)) + 1
 
@@ -186,7 +186,7 @@ class FixedSourcesTrackFolderDataset:
         """The excerpt at `speed` into `out` `(channels, seq_samples)`."""
         if speed == 1.0:
             return audio.read(path, start, self.seq_samples, out=out)
-        excerpt = audio.read(path, start, self._span(speed))
+        excerpt = audio.read(path, start, self.span(speed))
         # linear interpolation at the sped-up positions (a data augmentation, not a
         # mastering-grade resampler: the little aliasing a speed above 1 folds back lands
         # mostly above the model's bandwidth)
@@ -262,7 +262,7 @@ def input_statistics(dataset, n_fft=4096, n_hop=1024):
     Returns:
         `(mean, scale)`, float32 arrays of `n_fft // 2 + 1` bins.
     """
-    from umx_core.transforms import STFTLayer
+    from umx_core.nn.transforms import STFTLayer
 
     stft = STFTLayer(n_fft, n_hop, center=False)
     count, total, squares = 0, 0.0, 0.0

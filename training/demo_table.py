@@ -1,4 +1,4 @@
-"""The README's demo-model table from the shipped models' scores: `python -m training.demo_table README MODEL...`.
+"""The demo-model table of docs/models.md from the shipped models' scores: `python -m training.demo_table FILE MODEL...`.
 
 Each model folder holds `evaluation.json` (the in-distribution test split) and
 `evaluation-ood.json` (the out-of-distribution one), as `make demo-models` writes them. The
@@ -78,7 +78,7 @@ def main(argv=None):
     """Command line; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) < 2:
-        print("usage: python -m training.demo_table README.md MODEL_FOLDER...", file=sys.stderr)
+        print("usage: python -m training.demo_table docs/models.md MODEL_FOLDER...", file=sys.stderr)
         return 2
     try:
         update(argv[0], argv[1:])

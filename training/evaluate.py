@@ -21,11 +21,11 @@ import warnings
 
 import numpy as np
 
+from training.scores import METRICS, fmt, format_table, plot, scored, summarize
 from umx_core import audio, storage
-from umx_core.console import quiet_tensorflow
+from umx_core.cli.console import quiet_tensorflow
 from umx_core.errors import UMXError
 
-METRICS = ("SDR", "SIR", "SAR", "ISR")
 MODEL, MIXTURE, ORACLE = "model", "mixture", "irm"
 def load_track(track_dir, targets, sample_rate=None):
     """The mixture `(channels, samples)` and the targets' stems `(targets, channels, samples)`.
@@ -116,8 +116,8 @@ def inaudible_windows(mixture, stems, window, nb_windows, audible_db):
     `i * window` to `(i + 1) * window`) is more than `audible_db` dB below the mixture's.
 
     A part that has stopped playing but leaves a reverb tail or a few LSBs of noise is not all
-    zeros, so museval scores those seconds: SDRs of -40 to -70 dB that measure the estimate
-    against near-silence (README.md, "Demo models").
+    zeros, so museval scores those seconds: very low SDRs that measure the estimate against
+    near-silence (docs/models.md, "Scored only where each part sounds").
     """
     def energy(x):  # (..., channels, samples) -> (..., windows)
         return np.stack([np.sum(np.square(x[..., i * window:(i + 1) * window], dtype=np.float64), axis=(-2, -1))
@@ -151,7 +151,7 @@ def evaluate(root, separator=None, targets=None, split="test", baselines=False, 
     n_fft, n_hop = (separator.n_fft, separator.n_hop) if separator is not None else (4096, 1024)
     methods = ([MODEL] if separator is not None else []) + ([MIXTURE, ORACLE] if baselines else [])
     results = {m: {} for m in methods}
-    pool = _scoring_pool(jobs)
+    pool = scoring_pool(jobs)
     pending = []  # (track, {method: future}) in track order
 
     def collect(limit):
@@ -160,7 +160,7 @@ def evaluate(root, separator=None, targets=None, split="test", baselines=False, 
             for method, scores in future.get().items():
                 results[method][name] = {t: {m: _number(scores[m][j]) for m in METRICS}
                                          for j, t in enumerate(targets)}
-            log(f"{name}: " + "  ".join(f"{m} SDR " + " ".join(_fmt(results[m][name][t]["SDR"]) for t in targets)
+            log(f"{name}: " + "  ".join(f"{m} SDR " + " ".join(fmt(results[m][name][t]["SDR"]) for t in targets)
                                         for m in methods))
 
     try:
@@ -198,11 +198,11 @@ class _Done:
 
 
 # BSS Eval's linear algebra spreads over the cores through BLAS threads; workers that each did so
-# would contend (measured with museval: 1.32x faster with 2 workers on 2 cores, 1.7x with one thread each)
+# would contend, so each worker gets one thread (docs/benchmarks.md, "BSS Eval")
 BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _scoring_pool(jobs):
+def scoring_pool(jobs):
     """A `multiprocessing.Pool` of `jobs` processes for BSS Eval with one BLAS thread each, or None
     for `jobs <= 1`. Spawned, not forked: the parent may hold TensorFlow's threads, which a fork
     does not carry over safely."""
@@ -225,71 +225,6 @@ def _scoring_pool(jobs):
 def _number(value):
     """A float for JSON; None for NaN or infinity (a silent reference or estimate)."""
     return float(value) if np.isfinite(value) else None
-
-
-def summarize(results):
-    """Median over tracks: `{method: {target: {metric: value}}}`."""
-    summary = {}
-    for method, tracks in results.items():
-        targets = next(iter(tracks.values())).keys()
-        summary[method] = {t: {m: _median([tracks[k][t][m] for k in tracks]) for m in METRICS} for t in targets}
-    return summary
-
-
-def scored(results):
-    """Songs behind each median: `{method: {target: tracks with an SDR}}`. museval scores a one-second
-    window only where no source is silent, so a song whose parts drop out in every window has none."""
-    return {method: {t: sum(tracks[k][t]["SDR"] is not None for k in tracks)
-                     for t in next(iter(tracks.values()))} for method, tracks in results.items() if tracks}
-
-
-def _fmt(value):
-    return "n/a" if value is None else f"{value:.2f}"
-
-
-def _median(values):
-    values = [v for v in values if v is not None]
-    return float(np.median(values)) if values else None
-
-
-def plot(results, path):
-    """Box plot of per-track SDR per target, one box per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    methods = list(results)
-    targets = list(next(iter(results[methods[0]].values())))
-    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(targets) * len(methods) / 2, 4))
-    width = 0.8 / len(methods)
-    for i, method in enumerate(methods):
-        data = [[results[method][k][t]["SDR"] for k in results[method] if results[method][k][t]["SDR"] is not None]
-                for t in targets]
-        positions = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(targets))]
-        box = ax.boxplot(data, positions=positions, widths=width * 0.9, patch_artist=True)
-        for patch in box["boxes"]:
-            patch.set_facecolor(f"C{i}")
-        ax.plot([], [], color=f"C{i}", linewidth=8, label=method)
-    ax.set_xticks(range(len(targets)), targets)
-    ax.set_ylabel("SDR (dB), median over 1 s windows, per track")
-    ax.legend()
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def format_table(summary, counts=None):
-    """The medians as a printable table, one line per method and target (and the songs behind each,
-    `counts` as `scored` gives them)."""
-    lines = []
-    for method, targets in summary.items():
-        lines.append(f"{method}:")
-        for target, scores in targets.items():
-            songs = f"  songs {counts[method][target]}" if counts else ""
-            lines.append(f"  {target:<14}" + "  ".join(f"{m} {_fmt(scores[m]):>6}" for m in METRICS) + songs)
-    return "\n".join(lines)
 
 
 def main(argv=None):

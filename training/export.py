@@ -18,7 +18,7 @@ import sys
 import tempfile
 
 from umx_core import storage
-from umx_core.console import quiet_tensorflow
+from umx_core.cli.console import quiet_tensorflow
 from umx_core.errors import UMXError
 
 SAVED_MODEL = "saved_model"  # beside the run's separator/ (umx_core.pretrained.RUN_SEPARATOR)
@@ -27,7 +27,7 @@ SAVED_MODEL = "saved_model"  # beside the run's separator/ (umx_core.pretrained.
 def joint_filter(config, sample_rate, **statistics):
     """The built `JointSpectralFilter` a training configuration describes (`statistics`: input_mean,
     input_scale of a fresh model; a restored one takes them from its weights)."""
-    from umx_core.model import JointSpectralFilter, bandwidth_to_max_bin
+    from umx_core.nn.model import JointSpectralFilter, bandwidth_to_max_bin
 
     nb_bins = config["n_fft"] // 2 + 1
     kwargs = dict(nb_bins=nb_bins, nb_channels=config["nb_channels"], hidden_size=config["hidden_size"],
@@ -40,7 +40,7 @@ def joint_filter(config, sample_rate, **statistics):
 
 def build_umx(filters, config, sample_rate):
     """A fresh UMX (outside any distribution strategy) holding copies of `{target: filter}` weights."""
-    from umx_core.umx import UMX
+    from umx_core.nn.umx import UMX
 
     copies = {}
     for target, layer in filters.items():

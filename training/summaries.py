@@ -32,3 +32,13 @@ def write_epoch(writer, epoch, record, umx, valid_set, config):
             for target, stem in zip(config["targets"], stems):
                 tf.summary.audio(f"example{k}/{target}", stem.T[None], rate)
     writer.flush()
+
+
+def progress_line(record, new_lr, improved):
+    """The line a run prints after an epoch: losses, learning rate (and its decay), speed, and `*`
+    when the validation loss improved."""
+    per_target = " ".join(f"{t} {v:.4g}" for t, v in record["valid_targets"].items())
+    lr = record["lr"]
+    return (f"epoch {record['epoch']}: train {record['train_loss']:.4g} valid {record['valid_loss']:.4g} "
+            f"({per_target}) lr {lr:.3g}{' -> %.3g' % new_lr if new_lr != lr else ''} "
+            f"{record['excerpts_per_second']:.1f} excerpts/s {record['seconds']:.1f} s{' *' if improved else ''}")

@@ -11,7 +11,7 @@ from training import config as configuration
 from training.distribute import make_strategy
 from training.trainer import LATEST, Trainer
 from umx_core import storage
-from umx_core.console import quiet_tensorflow
+from umx_core.cli.console import quiet_tensorflow
 from umx_core.errors import UMXError
 
 __all__ = ["Trainer", "main", "parse_args"]

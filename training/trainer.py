@@ -31,6 +31,9 @@ def log(message):
 class Trainer:
     """The training loop and its state; `run()` trains until the epochs run out or it stops early.
 
+    A step at a time: `train_step(iter(epoch_batches(epoch)))` (per-target loss), `gradients(mixture,
+    stems)` (one replica's, compiled), `losses`, and `separate(audio)` over the same weights.
+
     Args:
         config: a resolved configuration (`training.config.resolve`).
         output: run folder, local or gs://.
@@ -77,7 +80,7 @@ class Trainer:
         from training import checkpoint, schedule
         from training.data import FixedSourcesTrackFolderDataset, input_statistics
         from training.export import joint_filter
-        from umx_core.umx import UMX
+        from umx_core.nn.umx import UMX
 
         c = self.config
         if not c.get("root"):
@@ -93,12 +96,11 @@ class Trainer:
         c["interferers"] = self.train_set.interferers  # resolved, so a resumed run mixes the same stems
         self.replicas = self.strategy.num_replicas_in_sync
         if c["batch_size"] % self.replicas:
-            raise UMXError(f"batch_size {c['batch_size']} is not a multiple of the "
-                                         f"{self.replicas} replicas")
+            raise UMXError(f"batch_size {c['batch_size']} is not a multiple of the {self.replicas} replicas")
         self.steps_per_epoch = c["steps_per_epoch"] or len(self.train_set) // c["batch_size"]
         if self.steps_per_epoch < 1:
-            raise UMXError(f"{len(self.train_set)} training excerpts per epoch are fewer than "
-                                         f"one batch of {c['batch_size']}")
+            raise UMXError(f"{len(self.train_set)} training excerpts per epoch are fewer than one batch of "
+                           f"{c['batch_size']}")
         statistics = {}
         if restored is None:
             mean, scale = input_statistics(self.train_set, c["n_fft"], c["n_hop"])
@@ -123,40 +125,24 @@ class Trainer:
         self.umx = UMX(c["targets"], filters=self.model.filters, n_fft=c["n_fft"], n_hop=c["n_hop"],
                        nb_channels=c["nb_channels"], sample_rate=self.train_set.sample_rate)
         self.writer = tf.summary.create_file_writer(os.path.join(self.local, "logs")) if self.chief else None
-        self._train_step = tf.function(self._distributed_step)
-        # the forward and backward pass as one XLA program: the recurrences' many small steps
-        # fused (2.3x faster on 2 CPU cores, docs/benchmarks.md); the optimizer and the
-        # replicas' all-reduce stay outside it
-        self._gradients = tf.function(self._gradients_of, jit_compile=bool(c.get("jit_compile", True)))
-        # validation and the audio examples compiled too: eagerly (and, for validation, without XLA)
-        # they took 6-10 s and 7 s of a demo-5stems epoch, against 1.5 s and 0.4 s (docs/benchmarks.md);
-        # XLA compiles once per input shape (a song's last, shorter chunk is a second shape)
+        self.train_step = tf.function(self._distributed_step)
+        # the forward and backward pass as one XLA program, the recurrences' many small steps fused
+        # (docs/benchmarks.md, "Training step"); the optimizer and the replicas' all-reduce stay outside it
         jit = bool(c.get("jit_compile", True))
-        self._valid_step = tf.function(self._losses, reduce_retracing=True, jit_compile=jit)
-        self._separate = tf.function(self.umx, jit_compile=jit)
+        self.gradients = tf.function(self._gradients_of, jit_compile=jit)
+        # validation and the audio examples compiled too (docs/benchmarks.md, "Besides the steps");
+        # XLA compiles once per input shape (a song's last, shorter chunk is a second shape)
+        self._valid_step = tf.function(self.losses, reduce_retracing=True, jit_compile=jit)
+        self.separate = tf.function(self.umx, jit_compile=jit)
 
     # --- the computation ------------------------------------------------------
-    def _magnitudes(self, audio):
-        """Channels-last magnitude of `(..., channels, samples)` audio, STFT without centring as
-        open-unmix trains: `(..., frames, bins, channels or 1)`."""
-        import tensorflow as tf
+    def losses(self, mixture, stems, training=False):
+        """Per-example, per-target MSE `(batch, targets)` of the estimated magnitudes (`training.losses`)."""
+        from training.losses import magnitudes, mse_per_target
 
-        from umx_core.transforms import stft_frames
-
-        spec = tf.abs(stft_frames(audio, self.config["n_fft"], self.config["n_hop"]))  # (..., ch, frames, bins)
-        rank = len(spec.shape)
-        perm = list(range(rank - 3)) + [rank - 2, rank - 1, rank - 3]  # channels to the end
-        spec = tf.transpose(spec, perm)
-        if self.config["nb_channels"] == 1:
-            spec = tf.reduce_mean(spec, axis=-1, keepdims=True)
-        return spec
-
-    def _losses(self, mixture, stems, training=False):
-        """Per-example, per-target MSE `(batch, targets)` of the estimated magnitudes."""
-        import tensorflow as tf
-
-        estimates = self.model(self._magnitudes(mixture), training=training)  # (b, targets, frames, bins, ch)
-        return tf.reduce_mean(tf.square(estimates - self._magnitudes(stems)), axis=[2, 3, 4])
+        c = self.config
+        spectrogram = lambda audio: magnitudes(audio, c["n_fft"], c["n_hop"], mono=c["nb_channels"] == 1)  # noqa: E731
+        return mse_per_target(self.model(spectrogram(mixture), training=training), spectrogram(stems))
 
     def _gradients_of(self, mixture, stems):
         """`(per-target loss (targets,), gradients)` of one replica's batch."""
@@ -164,7 +150,7 @@ class Trainer:
 
         batch = self.config["batch_size"]
         with tf.GradientTape() as tape:
-            per_target = tf.reduce_sum(self._losses(mixture, stems, training=True), axis=0) / batch
+            per_target = tf.reduce_sum(self.losses(mixture, stems, training=True), axis=0) / batch
             loss = tf.reduce_sum(per_target)
         return per_target, tape.gradient(loss, self.model.trainable_variables)
 
@@ -172,7 +158,7 @@ class Trainer:
         import tensorflow as tf
 
         variables = self.model.trainable_variables
-        per_target, grads = self._gradients(mixture, stems)
+        per_target, grads = self.gradients(mixture, stems)
         # gradients are summed over replicas: each adds its share of the L2 term
         decay = self.config["weight_decay"] / self.replicas
         self.optimizer.apply_gradients([(g + decay * v, v) for g, v in zip(grads, variables)])
@@ -192,8 +178,8 @@ class Trainer:
         per_target = self.strategy.run(self._replica_step, args=next(iterator))
         return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_target, axis=None)
 
-    def _epoch_data(self, epoch, start_step):
-        """The distributed training batches of one epoch from `start_step` on."""
+    def epoch_batches(self, epoch, start_step=0):
+        """The distributed training batches of one epoch from `start_step` on (iterate it for `train_step`)."""
         import tensorflow as tf
 
         batch = self.config["batch_size"]
@@ -240,10 +226,10 @@ class Trainer:
         last_sync = time.monotonic()
         while self.state["epoch"] < c["epochs"]:
             epoch, start = self.state["epoch"], self.state["step_in_epoch"]
-            iterator = iter(self._epoch_data(epoch, start))
+            iterator = iter(self.epoch_batches(epoch, start))
             totals, steps, began = None, 0, time.monotonic()
             for step in range(start, self.steps_per_epoch):
-                per_target = self._train_step(iterator).numpy()
+                per_target = self.train_step(iterator).numpy()
                 totals = per_target if totals is None else totals + per_target
                 steps += 1
                 self.state["step_in_epoch"] = step + 1
@@ -280,11 +266,8 @@ class Trainer:
                 self._export(saved_model=False)  # OUTPUT/separator: the best model so far, during training too
             self._checkpoint(LATEST)
             if self.chief:
-                summaries.write_epoch(self.writer, epoch + 1, record, self._separate, self.valid_set, c)
-            per_target = " ".join(f"{t} {v:.4g}" for t, v in record["valid_targets"].items())
-            log(f"epoch {epoch + 1}: train {record['train_loss']:.4g} valid {record['valid_loss']:.4g} ({per_target}) "
-                f"lr {lr:.3g}{' -> %.3g' % new_lr if new_lr != lr else ''} "
-                f"{record['excerpts_per_second']:.1f} excerpts/s {seconds:.1f} s{' *' if improved else ''}")
+                summaries.write_epoch(self.writer, epoch + 1, record, self.separate, self.valid_set, c)
+            log(summaries.progress_line(record, new_lr, improved))
             if time.monotonic() - last_sync >= c["sync_seconds"]:
                 self.sync()
                 last_sync = time.monotonic()

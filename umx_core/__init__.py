@@ -11,21 +11,23 @@ from umx_core.errors import UMXError
 from umx_core.version import __version__
 
 _LAZY = {
-    "BLSTMSpectralFilterLayer": "umx_core.model",
-    "ComplexNorm": "umx_core.transforms",
-    "ExpectationMaximization": "umx_core.filtering",
-    "ISTFTLayer": "umx_core.transforms",
-    "JointSpectralFilter": "umx_core.model",
-    "LSTMStack": "umx_core.lstm",
-    "STFTLayer": "umx_core.transforms",
+    "BLSTMSpectralFilterLayer": "umx_core.nn.model",
+    "ComplexNorm": "umx_core.nn.transforms",
+    "ExpectationMaximization": "umx_core.nn.filtering",
+    "ISTFTLayer": "umx_core.nn.transforms",
+    "JointSpectralFilter": "umx_core.nn.model",
+    "LSTMStack": "umx_core.nn.lstm",
+    "STFTLayer": "umx_core.nn.transforms",
     "SeparationSettings": "umx_core.settings",
     "Separator": "umx_core.separator",
-    "UMX": "umx_core.umx",
-    "bandwidth_to_max_bin": "umx_core.model",
-    "get_joint_spectral_filter": "umx_core.model",
+    "UMX": "umx_core.nn.umx",
+    "bandwidth_to_max_bin": "umx_core.nn.model",
+    "get_joint_spectral_filter": "umx_core.nn.model",
     "load_separator": "umx_core.pretrained",
+    "Result": "umx_core.stream",
     "separate_file": "umx_core.stream",
-    "wiener": "umx_core.filtering",
+    "separate_files": "umx_core.stream",
+    "wiener": "umx_core.nn.filtering",
 }
 
 __all__ = sorted([*_LAZY, "UMXError", "__version__"])

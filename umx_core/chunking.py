@@ -11,6 +11,8 @@ import collections
 
 import numpy as np
 
+from umx_core.settings import CPU_BATCH_FRAMES
+
 Chunk = collections.namedtuple("Chunk", "start centre first count")
 Chunk.__doc__ = """One chunk: first centre frame, centre frames, first frame with context, frames with context."""
 
@@ -68,14 +70,9 @@ def normalise(out, nb_frames, n_fft, n_hop, start, block=1 << 20):
         out[..., first : first + index.size] /= envelope
 
 
-# Frames per network call when nothing says otherwise and no accelerator is seen: on a CPU the
-# memory/speed trade measured for a umxhq-size model (docs/benchmarks.md, "EM one chunk at a time,
-# and 2400 frames per call again": 1.78 GB for a 60-minute `umx`).
-CPU_BATCH_FRAMES = 2400
 # bytes one frame of a batch holds during a network call, in float32 tensors the size of the
 # targets' spectrograms `(targets, bins, channels)`: the slope of peak memory against batch_frames
-# measured on the CPU (umxhq size, `umx` on 10 min: 0.98 GB more from 2400 to 4800, 0.41 MB a
-# frame, 6.2 such tensors; EM runs one chunk at a time, so it adds a constant)
+# measured on the CPU (docs/benchmarks.md, "Peak memory"); EM runs one chunk at a time, so it adds a constant
 TENSORS_PER_FRAME = 6
 
 
@@ -95,9 +92,8 @@ def batch_frames_for(memory, targets, bins, channels, share=0.5, most=1 << 16):
 
 
 # up to this many chunks per call a batch keeps its own size; above it (a GPU's large batches) a
-# batch is padded to a power of two so that few shapes are compiled. On a CPU a padded chunk costs
-# as much as a real one (20 s of umxhq size at 2400: 3 chunks padded to 4 ran at 30-32x, 2 + 1 at
-# 1200 at 35x), and 5 or so shapes are compiled once and kept in the persistent XLA cache.
+# batch is padded to a power of two so that few shapes are compiled (on a CPU a padded chunk costs
+# as much as a real one, and the few shapes that occur are kept in the persistent XLA cache)
 EXACT_ROWS = 8
 
 

@@ -34,10 +34,9 @@ def claim(folder, paths, holder=None):
     ordered = sorted(set(paths))
     kept = holder if holder in ordered else ordered[0]
     refused = {other: UMXError(f"{other}: its stems would go to {folder}, the output folder of {kept}; "
-                               f"rename one of them or separate it into another output folder")
+                               f"rename one of them or separate it into another output folder",
+                               path=other, stage="output")
                for other in ordered if other != kept}
-    for error in refused.values():
-        error.stage = "output"
     return kept, refused
 
 

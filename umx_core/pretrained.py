@@ -19,15 +19,10 @@ import tempfile
 
 from umx_core import storage
 from umx_core.errors import UMXError
-from umx_core.saved import MODEL_NAME, SAVED_MODEL_CONFIG
-from umx_core.separator import Separator
-from umx_core.settings import CONFIG_NAME
+from umx_core.saved import CONFIG_NAME, MODEL_NAME, SAVED_MODEL_CONFIG
+from umx_core.separator import SAVED_SETTINGS, Separator
 
 RUN_SEPARATOR = "separator"  # the model inside a run folder (training writes it with Separator.save)
-
-# Separator settings stored in separator.json that load_separator passes back
-# (batch_frames and jit_compile are run knobs: older files that saved them are not obeyed)
-_SETTINGS = ("niter", "softmask", "residual", "wiener_win_len", "filterbank", "segment", "context", "eps")
 
 
 def _read_json(path, local_path):
@@ -42,7 +37,7 @@ def _model_from_saved_model(path, local, config):
     """A UMX rebuilt from its config, with the variables of the SavedModel at `local`."""
     import tensorflow as tf
 
-    from umx_core.umx import UMX
+    from umx_core.nn.umx import UMX
 
     try:
         loaded = tf.saved_model.load(local)
@@ -135,10 +130,9 @@ def select_targets(separator, targets):
     if missing:
         raise UMXError(f"the model has no target(s) {missing}; it has {separator.targets}")
     layers = dict(zip(separator.targets, separator.model.joint.filter_layers))
-    settings = {k: v for k, v in separator.config().items() if k in _SETTINGS}
+    settings = {k: v for k, v in separator.config().items() if k in SAVED_SETTINGS}
     return Separator({t: layers[t] for t in targets}, sample_rate=separator.sample_rate, n_fft=separator.n_fft,
-                     n_hop=separator.n_hop, nb_channels=separator.nb_channels, batch_frames=separator.batch_frames,
-                     jit_compile=separator.jit_compile, **settings)
+                     n_hop=separator.n_hop, nb_channels=separator.nb_channels, **separator.run_knobs(), **settings)
 
 
 def load_separator(path, targets=None, **overrides):
@@ -175,10 +169,10 @@ def load_separator(path, targets=None, **overrides):
         raise _not_a_model(path)
     model, config = loaded
     if isinstance(model, Separator):
-        settings = {k: v for k, v in model.config().items() if k in _SETTINGS}
+        settings = {k: v for k, v in model.config().items() if k in SAVED_SETTINGS}
         model = model.model
     elif config:
-        settings = {key: config[key] for key in _SETTINGS if key in config}
+        settings = {key: config[key] for key in SAVED_SETTINGS if key in config}
     else:  # a .keras UMX: the model's own EM settings
         settings = {"niter": model.em.iterations, "softmask": model.em.softmask, "residual": model.em.residual}
     settings.update(overrides)
@@ -187,36 +181,3 @@ def load_separator(path, targets=None, **overrides):
         settings["segment"] = None  # a new EM window: chunks follow it (segment defaults to wiener_win_len)
     separator = Separator(model, **settings)
     return select_targets(separator, targets) if targets else separator
-
-
-
-def model_digest(path):
-    """A sha256 naming a model's weights: of every file of a model folder (or of the model file),
-    read in blocks; for a published model name, of its pinned release files. What a catalog
-    job's completeness fingerprint names, so new weights under an old path are separated again.
-
-    Raises:
-        UMXError when the model cannot be found or read.
-    """
-    import hashlib
-
-    from umx_core import registry
-
-    path = str(path)
-    digest = hashlib.sha256()
-    if path in registry.PUBLISHED:
-        digest.update(json.dumps(registry.PUBLISHED[path].files, sort_keys=True).encode())
-        return digest.hexdigest()
-    root = (registry.shipped().get(path) or path).rstrip("/")
-    if storage.is_gcs(root):
-        files = [root] if storage.exists(root) else storage.list_files(root)  # a model file, or a folder
-    else:
-        files = storage.list_files(root) if os.path.isdir(root) else [root] if os.path.exists(root) else []
-    if not files:
-        raise UMXError(f"{path}: no model files to fingerprint")
-    for name in sorted(files):
-        digest.update(name[len(root):].encode() + b"\0")
-        with storage.open_read(name) as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()

@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 
 from umx_core.errors import UMXError
-from umx_core.settings import CONFIG_NAME
+from umx_core.saved import CONFIG_NAME
 
 ZENODO = "https://zenodo.org/"
 MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")

@@ -11,8 +11,8 @@ import os
 import tempfile
 
 from umx_core import storage
-from umx_core.settings import CONFIG_NAME
 
+CONFIG_NAME = "separator.json"  # beside a saved model: the Separator's settings and code version
 MODEL_NAME = "model.keras"
 # beside saved_model.pb: the separator settings and the UMX config (TF leaves assets.extra alone)
 SAVED_MODEL_CONFIG = os.path.join("assets.extra", CONFIG_NAME)

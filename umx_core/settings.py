@@ -1,64 +1,28 @@
-"""One separation's settings, declared once: names, defaults, validation and help text.
+"""Every setting of a separation and of the commands, declared once: type, default, choices, check, help.
 
-`SeparationSettings` is what the `Separator` (through `load_separator`), the `umx` command, the
-catalog job's options and the flex-template metadata all read. Each field is declared once in
-`FIELDS`; `add_arguments` turns the table into command-line flags in either spelling
-(`--wiener-win-len` for `umx`, `--wiener_win_len` for Beam), so defaults and help never drift.
-
-Run knobs (`batch_frames`: memory against speed) are settings of a run, never of a saved model:
-`Separator.config()` leaves them out and `load_separator` ignores them in old model files.
-
-The file names every package shares live here too: `CONFIG_NAME` (a saved separator's settings)
-and `RECORD_NAME` (a separated track's completeness record).
+`SETTINGS` is the table. From it, and from nothing else:
+- `SeparationSettings`, the validated settings of one run (its fields are the table's
+  separation rows), which the `Separator` (through `load_separator`), `umx` and the catalog job use;
+- the flags of `umx` (`--wiener-win-len`, open-unmix's names) and of the catalog job
+  (`--wiener_win_len`, Beam style) and the flex template's parameters (`umx_core.cli.flags`).
+A new setting is a row here and the code that uses it. Run knobs (`batch_frames`, `precision`:
+memory against speed) are settings of a run, never saved with a model.
 """
 
+import contextlib
 import dataclasses
 import json
+import numbers
 
 from umx_core.errors import UMXError
 
-CONFIG_NAME = "separator.json"  # beside a saved model: the Separator's settings and code version
-RECORD_NAME = "separation.json"  # beside a track's stems, written last: the track is complete
 # stem codecs: soundfile format and subtype. WAV stays float (stems may exceed full scale).
 CODECS = {"wav": ("WAV", "FLOAT"), "flac": ("FLAC", "PCM_24"), "mp3": ("MP3", "MPEG_LAYER_III"),
           "ogg": ("OGG", "VORBIS")}
-
-
-_SAME = object()  # a job default that is the field's own
-
-
-@dataclasses.dataclass(frozen=True)
-class Field:
-    """One setting: default, help text, and how a command line spells it."""
-
-    default: object
-    help: str
-    umx_flag: str = None  # the `umx` spelling when it is not the field name with dashes
-    job_default: object = _SAME  # the catalog job's default, where it differs
-
-
-FIELDS = {
-    "targets": Field(None, "targets to separate (default: all the model's targets)"),
-    "niter": Field(1, "EM (Wiener) iterations; 0 disables the refinement"),
-    "softmask": Field(False, "ratio-mask initial estimates for EM (instead of magnitudes with the mixture phase)"),
-    "residual": Field(False, "add a stem for the mixture minus the targets"),
-    "wiener_win_len": Field(300, "STFT frames per independent EM window"),
-    "aggregate": Field(None, 'JSON {"stem": ["source", ...]} of the stems to write, e.g. '
-                             '\'{"vocals": ["vocals"], "accompaniment": ["drums", "bass", "other"]}\''),
-    "codec": Field("wav", "stem format: wav (float), flac (24 bit), mp3 or ogg", umx_flag="--ext",
-                   job_default="flac"),
-    "batch_frames": Field(None, "STFT frames per network call: memory against speed (default: from the device: "
-                                "on a GPU as many as half its memory holds; on a CPU 2400, about 1.8 GB peak for a "
-                                "umxhq-size model whatever the file length; 1800: 1.7 GB, 4800: 2.8 GB)"),
-    "precision": Field("float32", "the network's arithmetic: float32, or bfloat16 for accelerators with fast "
-                                  "bfloat16 matmuls (STFT and EM stay float32; on a 2-core AVX512-BF16 CPU it was "
-                                  "slower, docs/benchmarks.md)"),
-}
 PRECISIONS = ("float32", "bfloat16")
-# fields that change what is written (a completeness record must match them); batch_frames does not
-OUTPUT_FIELDS = ("targets", "niter", "softmask", "residual", "wiener_win_len", "aggregate", "codec", "precision")
-# output fields left out of a record while at these values: records written before the field existed stay valid
-OMITTED_AT = {"precision": "float32"}
+# frames per network call on a CPU when nothing says otherwise (docs/benchmarks.md: memory against speed)
+CPU_BATCH_FRAMES = 2400
+_SAME = object()  # "the same as the field's default"
 
 
 class SettingError(UMXError):
@@ -69,21 +33,30 @@ class SettingError(UMXError):
         self.field, self.problem = field, problem
 
 
-def parse_aggregate(value):
-    """`--aggregate` (JSON text or a dict) as `{stem: [source, ...]}`; UMXError saying what is wrong."""
-    if value is None or isinstance(value, dict):
-        aggregate = value
-    else:
-        try:
-            aggregate = json.loads(value)
-        except ValueError as exc:
-            raise SettingError("--aggregate", f"is not valid JSON of the form {{\"stem\": [\"source\", ...]}} "
-                                              f"({exc})") from exc
-    if aggregate is not None and (not isinstance(aggregate, dict) or not aggregate or not all(
-            isinstance(v, list) and v and all(isinstance(s, str) for s in v) for v in aggregate.values())):
-        raise SettingError("--aggregate", 'must be a JSON object of non-empty lists of source names, '
-                                          'e.g. {"vocals": ["vocals"], "band": ["drums", "bass", "other"]}')
-    return aggregate
+# --- checks: a value in, the normalised value out, or ValueError saying what is wrong -------------
+def check_whole(least, optional=False):
+    """A check for whole numbers of at least `least` (None too when `optional`)."""
+
+    def check(value):
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+            raise ValueError(f"must be a whole number >= {least}{' or None' if optional else ''}, got {value!r}")
+        return int(value)
+
+    return check
+
+
+def check_one_of(choices, normalise=lambda v: v):
+    """A check for one of `choices` (after `normalise`)."""
+
+    def check(value):
+        value = normalise(value)
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return check
 
 
 def _targets(value):
@@ -92,91 +65,203 @@ def _targets(value):
     names = [t.strip() for t in value.split(",")] if isinstance(value, str) else [str(t).strip() for t in value]
     names = [t for t in names if t]
     if len(set(names)) != len(names):
-        raise SettingError("--targets", f"names a target twice: {names}")
+        raise ValueError(f"names a target twice: {names}")
     return tuple(names) or None
 
 
-@dataclasses.dataclass(frozen=True)
-class SeparationSettings:
-    """The settings of one separation run, validated. See `FIELDS` for each one's meaning.
+def parse_aggregate(value):
+    """`aggregate` (JSON text or a dict) as `{stem: [source, ...]}`; ValueError saying what is wrong."""
+    if value is None or isinstance(value, dict):
+        aggregate = value
+    else:
+        try:
+            aggregate = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"is not valid JSON of the form {{\"stem\": [\"source\", ...]}} ({exc})") from None
+    if aggregate is not None and (not isinstance(aggregate, dict) or not aggregate or not all(
+            isinstance(v, list) and v and all(isinstance(s, str) for s in v) for v in aggregate.values())):
+        raise ValueError('must be a JSON object of non-empty lists of source names, '
+                         'e.g. {"vocals": ["vocals"], "band": ["drums", "bass", "other"]}')
+    return aggregate
 
-    `targets` may be given as a list or a comma-separated string, `aggregate` as a dict or JSON text.
+
+def check_aggregate(aggregate, sources):
+    """SettingError when `aggregate` names a source that `sources` (a separator's stems) does not hold."""
+    unknown = sorted({s for parts in (aggregate or {}).values() for s in parts} - set(sources))
+    if unknown:
+        raise SettingError("aggregate", f"names sources the model does not give: {unknown} (it gives {list(sources)})")
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One setting: its value's type, default, choices, check and help, and how each command spells it.
+
+    Args:
+        type: the value's type on a command line (bool, int, float, str).
+        check: `value -> normalised value`, raising ValueError with the problem.
+        commands: `{command: argparse overrides}` for "umx" and "job" (the flag's own name,
+            `nargs`, `const`, `action`, `help_prefix`); a command not named does not have it.
+        job_default: the job's default where it differs from `default`.
+        label, pattern: the flex template's label and regex (default: from the type and choices).
+        required: the command cannot run without it (the command says so, with its other problems).
+        separation: a field of `SeparationSettings`; `separator`: a keyword of `load_separator`;
+        stems: changes the stems written, so a track's record names it (left out while at
+        `omitted_at`, so records written before the setting existed stay valid).
     """
 
-    targets: tuple = FIELDS["targets"].default
-    niter: int = FIELDS["niter"].default
-    softmask: bool = FIELDS["softmask"].default
-    residual: bool = FIELDS["residual"].default
-    wiener_win_len: int = FIELDS["wiener_win_len"].default
-    aggregate: dict = FIELDS["aggregate"].default
-    codec: str = FIELDS["codec"].default
-    batch_frames: int = FIELDS["batch_frames"].default
-    precision: str = FIELDS["precision"].default
+    name: str
+    help: str
+    default: object = None
+    type: type = str
+    choices: tuple = None
+    check: object = None
+    commands: dict = dataclasses.field(default_factory=lambda: {"umx": {}, "job": {}})
+    job_default: object = _SAME
+    label: str = None
+    pattern: str = None
+    required: bool = False
+    separation: bool = False
+    separator: bool = False
+    stems: bool = False
+    omitted_at: object = _SAME
 
+    def default_for(self, command):
+        """The default `command` ("umx" or "job") starts from."""
+        return self.default if command != "job" or self.job_default is _SAME else self.job_default
+
+    def flag(self, command):
+        """The command-line spelling: `--wiener-win-len` for "umx", `--wiener_win_len` for "job"."""
+        own = self.commands.get(command, {}).get("flag")
+        return own or "--" + (self.name.replace("_", "-") if command == "umx" else self.name)
+
+    def help_text(self, command):
+        """The help `command` shows, with the default it starts from."""
+        text = self.commands.get(command, {}).get("help_prefix", "") + self.help
+        default = self.default_for(command)
+        if self.required:
+            return f"{text} (required)"
+        return text if default is None or default is False or default == [] else f"{text} (default: {default})"
+
+
+def _separation(name, help, default=None, type=str, stems=True, separator=True, **more):
+    return Setting(name, help, default, type, separation=True, stems=stems, separator=separator, **more)
+
+
+SETTINGS = {s.name: s for s in [
+    # which model: the one setting every command starts from
+    Setting("model", "model name (umx --list-models), or a saved separator, training run folder or model file, "
+                     "local or gs://", "demo-5stems", label="Model"),
+    # what a separation is: every entry point (API, umx, the job, the flex template) reads these
+    _separation("targets", "targets to separate (default: all the model's targets)", check=_targets,
+                commands={"umx": {"nargs": "+"}, "job": {"help_prefix": "comma-separated "}},
+                label="Targets", pattern=r"^[A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*$"),
+    _separation("niter", "EM (Wiener) iterations; 0 disables the refinement", 1, int, check=check_whole(0),
+                label="EM iterations"),
+    _separation("softmask", "ratio-mask initial estimates for EM (instead of magnitudes with the mixture phase)",
+                False, bool, check=bool, label="Soft mask"),
+    _separation("residual", "add a stem for the mixture minus the targets", False, bool,
+                check=lambda value: value not in (None, False),
+                commands={"umx": {"nargs": "?", "const": "residual", "metavar": "NAME", "type": str,
+                                  "help_suffix": " (named NAME, default 'residual')"}, "job": {}},
+                label="Residual stem"),
+    _separation("wiener_win_len", "STFT frames per independent EM window", 300, int, check=check_whole(1, optional=True),
+                label="EM window"),
+    _separation("aggregate", 'JSON {"stem": ["source", ...]} of the stems to write, e.g. '
+                             '\'{"vocals": ["vocals"], "accompaniment": ["drums", "bass", "other"]}\'',
+                check=parse_aggregate, separator=False, label="Aggregate", pattern=r"^\{.*\}$"),
+    _separation("codec", "stem format: wav (float), flac (24 bit), mp3 or ogg", "wav", choices=tuple(CODECS),
+                check=check_one_of(tuple(CODECS), lambda v: str(v).lstrip(".").lower()), separator=False,
+                commands={"umx": {"flag": "--ext", "choices": None, "help_suffix": "; a leading dot is accepted"},
+                          "job": {}},
+                job_default="flac", label="Codec"),
+    _separation("batch_frames", "STFT frames per network call: memory against speed (default: from the device: "
+                                f"as many as half a GPU's memory holds, {CPU_BATCH_FRAMES} on a CPU)", None, int,
+                check=check_whole(1, optional=True), stems=False, label="Batch frames"),
+    _separation("precision", "the network's arithmetic: float32, or bfloat16 for accelerators with fast bfloat16 "
+                             "matmuls (STFT and EM stay float32)", "float32", choices=PRECISIONS,
+                check=check_one_of(PRECISIONS), omitted_at="float32", label="Network precision"),
+    _separation("filterbank", "STFT implementation; both are the TF STFT equal to torch.stft (open-unmix option)",
+                "torch", choices=("torch", "tf"), check=check_one_of(("torch", "tf")), stems=False,
+                commands={"umx": {}}),
+    # the commands' own
+    Setting("verbose", "more messages, and TensorFlow's own log lines", False, bool, label="Verbose"),
+    Setting("input", "audio files, folders or glob patterns (local or gs://)",
+            commands={"umx": {"flag": "input", "nargs": "*"}}),
+    Setting("outdir", "output folder; stems go to OUTDIR/<input name>/<stem>.<ext> (default: ./<input name>_<model>/)",
+            commands={"umx": {}}),
+    Setting("start", "excerpt start in seconds", 0.0, float, commands={"umx": {}}),
+    Setting("duration", "excerpt duration in seconds; negative: to the end of the file", -1.0, float,
+            commands={"umx": {}}),
+    Setting("audio_backend", "decoder: soundfile (wav, flac, mp3, ogg, ...) or the ffmpeg program (also m4a/AAC "
+                             "and the mixture of .stem.mp4 files)", "soundfile", choices=("soundfile", "ffmpeg"),
+            commands={"umx": {}}),
+    Setting("no_cuda", "run on the CPU even when a GPU is present", False, bool, commands={"umx": {}}),
+    Setting("list_models", "list the model names and exit", False, bool, commands={"umx": {}}),
+]}
+SEPARATION = tuple(name for name, s in SETTINGS.items() if s.separation)
+
+
+@contextlib.contextmanager
+def _flags_of(command):
+    """A SettingError raised inside becomes a UMXError naming the setting's flag in `command` ("umx", "job")."""
+    try:
+        yield
+    except SettingError as exc:
+        if command is None:
+            raise
+        raise UMXError(f"{SETTINGS[exc.field].flag(command)} {exc.problem}") from None
+
+
+class _SeparationMethods:
     def __post_init__(self):
-        fix = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
-        fix("targets", _targets(self.targets))
-        fix("aggregate", parse_aggregate(self.aggregate))
-        fix("codec", str(self.codec).lstrip(".").lower())
-        if self.codec not in CODECS:
-            raise SettingError("codec", f"must be one of {', '.join(CODECS)}, got {self.codec!r}")
-        for name in ("niter", "batch_frames"):
-            if name == "batch_frames" and self.batch_frames is None:
-                continue  # from the device (`Separator`)
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < (0 if name == "niter" else 1):
-                raise SettingError(name, f"must be a whole number {'>= 0' if name == 'niter' else '>= 1'}, "
-                                         f"got {getattr(self, name)!r}")
-        if self.wiener_win_len is not None and (not isinstance(self.wiener_win_len, int) or self.wiener_win_len < 1):
-            raise SettingError("wiener_win_len", f"must be a positive number of frames or None, "
-                                                 f"got {self.wiener_win_len!r}")
-        if self.precision not in PRECISIONS:
-            raise SettingError("precision", f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        fix("softmask", bool(self.softmask))
-        fix("residual", bool(self.residual))
+        for name in SEPARATION:
+            try:
+                value = SETTINGS[name].check(getattr(self, name))
+            except ValueError as exc:
+                raise SettingError(name, str(exc)) from None
+            object.__setattr__(self, name, value)  # frozen: the normalised value
 
     @classmethod
-    def from_flags(cls, style, **values):
-        """Settings from a command line's values (None: the default), errors naming the command's flag.
-
-        Args:
-            style: "umx" (the `umx` command's flags and defaults) or "beam" (the catalog job's).
-        """
-        defaults = {} if style == "umx" else {k: f.job_default for k, f in FIELDS.items() if f.job_default is not _SAME}
-        try:
-            return cls(**{**defaults, **{k: v for k, v in values.items() if v is not None}})
-        except SettingError as exc:
-            name = exc.field.lstrip("-").replace("-", "_")
-            raise UMXError(f"{flag(name, style) if name in FIELDS else exc.field} {exc.problem}") from None
+    def from_args(cls, args, command):
+        """Settings from a command's parsed arguments (`add_arguments`); a UMXError names its flag."""
+        with _flags_of(command):
+            return cls(**{name: getattr(args, name) for name in SEPARATION if hasattr(args, name)})
 
     def separator_overrides(self):
         """The keyword arguments `load_separator` takes from these settings."""
-        return {"targets": list(self.targets) if self.targets else None, "niter": self.niter,
-                "softmask": self.softmask, "residual": self.residual, "wiener_win_len": self.wiener_win_len,
-                "batch_frames": self.batch_frames, "precision": self.precision}
+        values = {name: getattr(self, name) for name in SEPARATION if SETTINGS[name].separator}
+        values["targets"] = list(self.targets) if self.targets else None
+        return values
 
     def output_fields(self):
         """JSON-ready values of the settings that change the stems written (for completeness records)."""
-        values = dataclasses.asdict(self)
+        values = {name: getattr(self, name) for name in SEPARATION if SETTINGS[name].stems}
         values["targets"] = list(self.targets) if self.targets else None
-        return {k: values[k] for k in OUTPUT_FIELDS if OMITTED_AT.get(k, object()) != values[k]}
+        return {k: v for k, v in values.items() if SETTINGS[k].omitted_at is _SAME or SETTINGS[k].omitted_at != v}
 
-    def check_sources(self, sources):
-        """UMXError when `aggregate` names a source the separator does not give."""
-        if self.aggregate:
-            unknown = sorted({s for parts in self.aggregate.values() for s in parts} - set(sources))
-            if unknown:
-                raise UMXError(f"--aggregate names sources the model does not give: {unknown} (it gives {sources})")
+    def check_sources(self, sources, command=None):
+        """UMXError when `aggregate` names a source the separator does not give (naming `command`'s flag)."""
+        with _flags_of(command):
+            check_aggregate(self.aggregate, sources)
 
 
-def flag(name, style):
-    """The command-line spelling of a field: `style` "umx" (dashes, open-unmix's names) or "beam" (underscores)."""
-    if style == "umx":
-        return FIELDS[name].umx_flag or "--" + name.replace("_", "-")
-    return "--" + name
+def separation_settings_class():
+    """The `SeparationSettings` dataclass: one field per separation row of `SETTINGS`, its default the row's."""
+    made = dataclasses.make_dataclass(
+        "SeparationSettings", [(name, object, dataclasses.field(default=SETTINGS[name].default)) for name in SEPARATION],
+        bases=(_SeparationMethods,), frozen=True)
+    made.__module__ = __name__  # found by name when Beam pickles a job's settings
+    made.__doc__ = """The validated settings of one separation run: one field per separation row of
+    `SETTINGS` (`targets` as a list or a comma-separated string, `aggregate` as a dict or JSON text)."""
+    return made
 
 
-def help_text(name, job=False):
-    """A field's help with its default, as every command line shows it."""
-    field = FIELDS[name]
-    default = field.job_default if job and field.job_default is not _SAME else field.default
-    return field.help if default in (None, False) else f"{field.help} (default: {default})"
+SeparationSettings = separation_settings_class()
+
+
+def check(name, value):
+    """`value` of the setting `name`, checked and normalised; SettingError saying what is wrong."""
+    try:
+        return SETTINGS[name].check(value)
+    except ValueError as exc:
+        raise SettingError(name, str(exc)) from None

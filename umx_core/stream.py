@@ -2,7 +2,7 @@
 
 A file is never held whole in memory. The Separator's chunks (`umx_core.chunking`: `segment`
 frames plus `context` on each side) are read from the file as they are needed, separated in
-batches, overlap-added into a short buffer, and every sample that no later chunk touches is
+batches by the chunk engine (`umx_core.engine`), overlap-added into a short buffer, and every sample that no later chunk touches is
 normalised and written to the stem files at once. The computation is the in-memory
 `Separator.__call__`'s, chunk for chunk, so the streamed stems equal the in-memory ones
 (to float rounding); memory depends on `segment` and `batch_frames`, not on the track.
@@ -22,26 +22,25 @@ import time
 
 import numpy as np
 
-from umx_core import audio, chunking, storage
+from umx_core import audio, chunking, settings, storage
+from umx_core.engine import Piece
 from umx_core.errors import UMXError
-from umx_core.settings import CODECS
-from umx_core.transforms import frame_count
+from umx_core.nn.transforms import frame_count
 
 FULL_BELOW = 1 << 24  # bytes free under which a failed write is put down to a full disk
 
 
 @dataclasses.dataclass
 class Result:
-    """What `separate_file` did for one input."""
+    """What `separate_files` did for one input: its stems, or the error that stopped it."""
 
     path: str
     outdir: str
-    stems: dict  # {stem name: output path}
-    duration: float  # seconds of audio separated
-    seconds: float  # wall time
-    notes: list  # e.g. "downmixed 8 channels", "resampled 48000 -> 44100 Hz"
-    checksums: dict = dataclasses.field(default_factory=dict)  # {stem name: `storage.checksum` of the stem placed}
-    placed: dict = dataclasses.field(default_factory=dict)  # {stem name: its `storage.placed_identity`}
+    stems: dict = None  # {stem name: output path}; None when the track failed
+    duration: float = 0.0  # seconds of audio separated
+    seconds: float = 0.0  # wall time
+    notes: list = dataclasses.field(default_factory=list)  # e.g. "downmixed 8 channels", "resampled 48000 -> 44100 Hz"
+    error: UMXError = None  # what stopped it, with its `stage`: "decode", "separate" or "write"
 
     @property
     def realtime(self):
@@ -51,7 +50,7 @@ class Result:
 
 def separate_file(path, outdir, separator, ext="wav", start=0.0, duration=None, aggregate=None,
                   backend="soundfile", progress=None):
-    """Separate one file into `outdir/{stem}.{ext}`, streaming; returns a `Result`.
+    """Separate one file into `outdir/{stem}.{ext}`, streaming; returns its `Result`.
 
     Args:
         path: input audio, local or gs:// (any format soundfile reads; with `backend="ffmpeg"`
@@ -63,29 +62,33 @@ def separate_file(path, outdir, separator, ext="wav", start=0.0, duration=None, 
         aggregate: optional `{stem: [source names]}` as `Separator.to_dict`.
         progress: optional `progress(done_seconds, total_seconds)` callback.
     Raises:
-        UMXError naming the file: unreadable, empty, too short, NaN samples, unknown ext.
+        UMXError naming the file and its stage: unreadable, empty, too short, NaN samples,
+        stems that cannot be written.
     """
     (result,) = separate_files([path], [outdir], separator, ext, start, duration, aggregate, backend,
                                progress=progress)
-    if isinstance(result, Exception):
-        raise result
+    if result.error is not None:
+        raise result.error
     return result
 
 
 def separate_files(paths, outdirs, separator, ext="wav", start=0.0, duration=None, aggregate=None,
-                   backend="soundfile", progress=None):
+                   backend="soundfile", progress=None, on_place=None):
     """Separate several files together: chunks of different files share the network's batches
     (what keeps a GPU busy with short tracks). Arguments as `separate_file`, with one output
     folder per path.
 
+    Args:
+        on_place: optional `on_place(local_file, target)`, called for each finished stem just
+            before it is put in place at `target` (what a caller that checks its outputs later
+            needs to know of the bytes it placed).
     Returns:
-        One entry per path: its `Result`, or the `UMXError` that stopped it (the others go on),
-        with a `stage` attribute: "decode" (reading the input), "separate" (the model's output) or
-        "write" (storing the stems).
+        One `Result` per path, in order: its stems, or the `UMXError` that stopped it (the others
+        go on).
+    Raises:
+        UMXError for an argument that fails every file (an unknown codec or aggregate source).
     """
-    ext = ext.lstrip(".")
-    if ext not in CODECS:
-        raise UMXError(f"--ext must be one of {', '.join(CODECS)}, got {ext!r}")
+    ext = settings.check("codec", ext)
     # names of the written stems; checked before any work
     names = list(separator.to_dict(np.zeros((1, len(separator.sources), 1, 1), np.float32), aggregate))
     results = [None] * len(paths)
@@ -98,68 +101,76 @@ def separate_files(paths, outdirs, separator, ext="wav", start=0.0, duration=Non
             try:
                 reader = audio.open_input(path, int(separator.sample_rate), start, duration, backend, work, notes)
             except UMXError as exc:
-                exc.stage = "decode"
-                results[k] = exc
+                results[k] = Result(path, outdir, notes=notes, error=_error(exc, path, "decode"))
                 continue
-            try:
-                tracks.append(_StreamedTrack(k, separator, reader, os.path.join(work, "out"), outdir, ext, names,
-                                             aggregate, began, notes))
-            except UMXError as exc:
-                reader.close()
-                exc.stage = getattr(exc, "stage", "decode")
-                results[k] = exc
+            track = _StreamedTrack(k, path, separator, reader, os.path.join(work, "out"), outdir, ext, names,
+                                   aggregate, began, notes, on_place)
+            if track.error is None:
+                tracks.append(track)
+            else:
+                results[k] = track.result()
         try:
-            for track in _stream(separator, tracks, progress):
-                results[track.index] = track.result if track.error is None else track.error
+            for track in _stream(separator.engine, tracks, progress):
+                results[track.index] = track.result()
         finally:
             for track in tracks:
                 track.close()
     return results
 
 
+def _error(exc, path, stage):
+    """The error that stops a track at `stage`: `exc` itself when it already says where, else a
+    UMXError with its message, the track's path and the stage."""
+    if isinstance(exc, UMXError) and exc.stage is not None:
+        return exc
+    error = UMXError(str(exc), path=path, stage=stage)
+    error.__cause__ = exc
+    return error
+
+
 class _StreamedTrack:
     """One file being separated: its reader, overlap-add buffer and stem writers."""
 
-    def __init__(self, index, separator, reader, staging, outdir, ext, names, aggregate, began, notes):
-        self.index, self.separator, self.reader = index, separator, reader
+    def __init__(self, index, path, separator, reader, staging, outdir, ext, names, aggregate, began, notes, on_place):
+        self.index, self.path, self.separator, self.reader = index, path, separator, reader
         self.outdir, self.names, self.aggregate = outdir, names, aggregate
         self.began, self.notes = began, notes
-        self.error, self.result, self.writers = None, None, None
+        self.error, self.stems, self.writers = None, None, None
         n_fft, hop = separator.n_fft, separator.n_hop
         self.pad = n_fft // 2
         if reader.samples <= self.pad:
-            raise UMXError(f"{reader.label}: {reader.samples} samples ({reader.samples / reader.rate:.3f} s); "
-                           f"more than {self.pad} (n_fft/2) are needed")
+            self.fail(UMXError(f"{reader.label}: {reader.samples} samples ({reader.samples / reader.rate:.3f} s); "
+                               f"more than {self.pad} (n_fft/2) are needed", path=path, stage="decode"))
+            return
         self.channels = 2 if (reader.channels == 1 and separator.nb_channels == 2) else reader.channels
         self.nb_frames = frame_count(reader.samples, n_fft, hop)
-        self.chunks, self.width = separator.plan(self.nb_frames)
+        self.chunks, self.width = separator.engine.plan(self.nb_frames)
         self.buffer = np.zeros((len(separator.sources), self.channels, 0), np.float32)
         self.base, self.emitted, self.end = 0, self.pad, self.pad + reader.samples
         try:
-            self.writers = audio.StemWriters(outdir, names, ext, reader.rate, self.channels, staging)
+            self.writers = audio.StemWriters(outdir, names, ext, reader.rate, self.channels, staging, on_place)
         except (OSError, RuntimeError) as exc:  # no such folder, not writable, disk full (soundfile: RuntimeError)
-            raise self._write_error(exc, staging) from exc
+            self.fail(self._write_error(exc, staging))
 
     def _write_error(self, exc, staging):
-        """The UMXError (stage "write") of stems that could not be written: names the track, and says
+        """The error (stage "write") of stems that could not be written: names the track, and says
         when the disk is full."""
         local = staging if storage.is_gcs(self.outdir) else self.outdir
         free = _free_bytes(local)  # libsndfile reports a full disk as a "System error" without errno
         full = getattr(exc, "errno", None) == errno.ENOSPC or (free is not None and free < FULL_BELOW)
         why = f"the disk holding {local} is full" if full else "cannot write them"
-        error = UMXError(f"{self.reader.label}: stems to {self.outdir}: {why} ({type(exc).__name__}: {exc})")
-        error.stage = "write"
-        return error
+        return UMXError(f"{self.reader.label}: stems to {self.outdir}: {why} ({type(exc).__name__}: {exc})",
+                        path=self.path, stage="write")
 
-    def read(self, lo, hi):
-        """Samples `[lo, hi)` of the reflect-padded track with the model's channels (zeros once failed)."""
+    def read(self, chunk, span):
+        """The chunk's samples `span` of the reflect-padded track, with the model's channels (zeros once failed)."""
+        lo, hi = span
         if self.error is None:
             try:
                 samples = self.reader.reflect(lo, hi, self.pad)
                 return np.repeat(samples, 2, axis=0) if self.channels != self.reader.channels else samples
             except UMXError as exc:
-                exc.stage = "decode"
-                self.fail(exc)
+                self.fail(_error(exc, self.path, "decode"))
         return np.zeros((self.channels, hi - lo), np.float32)  # a failed track's chunk: computed, discarded
 
     def add(self, position, stems):
@@ -180,10 +191,9 @@ class _StreamedTrack:
         block = np.array(self.buffer[..., self.emitted - self.base : final - self.base])
         chunking.normalise(block, self.nb_frames, self.separator.n_fft, self.separator.n_hop, start=self.emitted)
         if not np.isfinite(block).all():
-            error = UMXError(f"{self.reader.label}: the model produced NaN or infinite samples near "
-                             f"{(self.emitted - self.pad) / self.reader.rate:.1f} s (a broken model?)")
-            error.stage = "separate"
-            self.fail(error)
+            self.fail(UMXError(f"{self.reader.label}: the model produced NaN or infinite samples near "
+                               f"{(self.emitted - self.pad) / self.reader.rate:.1f} s (a broken model?)",
+                               path=self.path, stage="separate"))
             return
         named = self.separator.to_dict(block[None], self.aggregate)
         try:
@@ -197,22 +207,22 @@ class _StreamedTrack:
             progress((self.emitted - self.pad) / self.reader.rate, self.reader.samples / self.reader.rate)
 
     def finish(self):
-        """Put the stems in place (uploading them for a gs:// output) and make the `Result`."""
+        """Put the stems in place (uploading them for a gs:// output)."""
         if self.error is not None:
             return
         try:
-            stems = self.writers.commit()
+            self.stems = self.writers.commit()
         except UMXError as exc:
-            exc.stage = "write"
-            self.fail(exc)
-            return
+            self.fail(_error(exc, self.path, "write"))
         except (OSError, RuntimeError) as exc:  # closing a stem flushes its last bytes: disk full
             self.fail(self._write_error(exc, self.writers.local))
-            return
-        rate = self.reader.rate
-        self.result = Result(self.reader.label, self.outdir, stems, self.reader.samples / rate,
-                             time.monotonic() - self.began, self.notes, self.writers.checksums,
-                             self.writers.placed)
+
+    def result(self):
+        """This track's `Result`: its stems, or its error."""
+        if self.error is not None:
+            return Result(self.path, self.outdir, notes=self.notes, error=self.error)
+        return Result(self.reader.label, self.outdir, self.stems, self.reader.samples / self.reader.rate,
+                      time.monotonic() - self.began, self.notes)
 
     def fail(self, exc):
         """Stop this track with `exc` (the others go on)."""
@@ -235,38 +245,34 @@ def _free_bytes(folder):
         return None
 
 
-def _stream(separator, tracks, progress=None):
-    """Run every track's chunks through the separator in shared batches; yields each track
-    when it is finished (or failed). Tracks of the same chunk width share batches."""
-    hop = separator.n_hop
+def _stream(engine, tracks, progress=None):
+    """Run every track's chunks through the chunk engine in shared batches; yields each track
+    when it is finished (or failed). Tracks of the same chunk width and channels share batches."""
+    hop = engine.n_hop
     by_shape = {}
     for track in tracks:
         by_shape.setdefault((track.width, track.channels), []).append(track)
-    for (width, channels), group_tracks in by_shape.items():
-        per_call = chunking.chunks_per_call(width, separator.batch_frames)
+    for width, group_tracks in ((shape[0], group) for shape, group in by_shape.items()):
+        per_call = engine.per_call(width)
         jobs = [(track, chunk) for track in group_tracks for chunk in track.chunks]  # each track's contiguous
         position = 0
         while position < len(jobs):
-            batch = []
-            while position < len(jobs) and len(batch) < per_call:
+            chosen = []
+            while position < len(jobs) and len(chosen) < per_call:
                 track, chunk = jobs[position]
                 position += 1
                 if track.error is None:
-                    batch.append((track, chunk))
-            if not batch:
-                continue
-            members = {id(t): t for t, _ in batch}
-            order = list(members)
-            group = [(order.index(id(t)), *chunk) for t, chunk in batch]
-            read = lambda b, lo, hi: members[order[b]].read(lo, hi)  # noqa: E731
-            add = lambda b, at, stems: members[order[b]].add(at, stems)  # noqa: E731
-            separator.separate_chunks(read, channels, group, width, add)
-            for track in members.values():
+                    chosen.append((track, chunk))
+            # read once the batch is chosen: a read that fails keeps its row (zeros, discarded), so one
+            # broken track never changes the shape the other tracks are computed in
+            batch = [Piece(track, chunk, track.read(chunk, engine.span(chunk))) for track, chunk in chosen]
+            for piece, stems in zip(batch, engine.separate(batch, width) if batch else []):
+                piece.key.add(piece.chunk.start * hop, stems)
+            for track in dict.fromkeys(piece.key for piece in batch):  # each once, in batch order
                 # a track's chunks are contiguous: its next one, if any, is the next job
                 following = jobs[position][1] if position < len(jobs) and jobs[position][0] is track else None
                 track.flush(following.start * hop if following else track.end,
                             progress if len(tracks) == 1 else None)
                 if following is None or track.error is not None:
-                    if track.error is None:
-                        track.finish()
+                    track.finish()
                     yield track

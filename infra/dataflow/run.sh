@@ -17,7 +17,7 @@ case "$GPU" in
   *) echo "GPU must be t4, l4 or cpu, got $GPU" >&2; exit 2 ;;
 esac
 # GPU workers: one SDK process and the accelerator; CPU workers: Dataflow's default of one
-# process per vCPU (two processes on two cores measured 1.15x one: docs/benchmarks.md)
+# process per vCPU (docs/benchmarks.md, "The catalog job")
 WORKER_FLAGS=()
 if [ -n "$ACCELERATOR" ]; then
   WORKER_FLAGS=(--additional-experiments no_use_multiple_sdk_containers

@@ -17,12 +17,14 @@ def load_module(path):
 @pytest.fixture()
 def fake_gcloud(tmp_path):
     """A stand-in `gcloud` on PATH: appends its arguments (one per line, then a blank line) to
-    `calls` and copies any `--config FILE` to `config`."""
+    `calls`, copies any `--config FILE` to `calls.config` and any `--metadata-file FILE` to
+    `calls.metadata`."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "gcloud"
     fake.write_text('#!/bin/sh\nfor a in "$@"; do echo "$a" >> "$CALLS"; done; echo >> "$CALLS"\n'
-                    'while [ $# -gt 0 ]; do [ "$1" = --config ] && cp "$2" "$CALLS.config"; shift; done\n')
+                    'while [ $# -gt 0 ]; do [ "$1" = --config ] && cp "$2" "$CALLS.config"; '
+                    '[ "$1" = --metadata-file ] && cp "$2" "$CALLS.metadata"; shift; done\n')
     fake.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(tmp_path / "calls")}
 

@@ -6,7 +6,8 @@ import re
 
 import hcl2
 
-from tests.infra.test_dataflow import INFRA, beam_service_options, option_names
+from pipelines.options import TABLE
+from tests.infra.test_dataflow import INFRA, beam_service_options
 
 SCHEDULE = os.path.join(os.path.dirname(INFRA), "schedule")
 
@@ -33,7 +34,7 @@ def test_terraform_parses_and_launches_the_flex_template():
     body = target["body"]
     parameters = re.search(r"parameters = merge\(\{(.*?)\}, var\.parameters\), environment", body).group(1)
     passed = {item.split("=")[0].strip() for item in parameters.split(",")}
-    assert passed == {"input", "output", "model", "codec"} and passed <= option_names()
+    assert passed == {"input", "output", "model", "codec"} and passed <= {n for n, s in TABLE.items() if "job" in s.commands}
     assert "serviceAccountEmail" in body
     # the GPU, as the pipeline option Beam knows, with the default accelerator filled in
     (extra,) = re.findall(r'additionalPipelineOptions = var.accelerator == "" \? \[\] : \["([^"]*)"\]', body)

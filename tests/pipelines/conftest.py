@@ -9,7 +9,7 @@ import soundfile as sf
 
 from tests.conftest import random_filters
 from umx_core import Separator, storage
-from umx_core.settings import RECORD_NAME
+from pipelines.records import RECORD_NAME
 
 RATE = 16000
 

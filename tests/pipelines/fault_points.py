@@ -24,7 +24,7 @@ import sys
 
 from umx_core import storage
 from umx_core.audio import encode
-from umx_core.settings import RECORD_NAME
+from pipelines.records import RECORD_NAME
 
 STEPS = ("write", "place", "upload", "record", "record-rename")
 

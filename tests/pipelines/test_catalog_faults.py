@@ -12,7 +12,8 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from pipelines.catalog import run
 from tests.faults import FaultProxy
 from tests.pipelines.conftest import RATE, failure_records, run_summary
-from umx_core import gcs, storage
+from umx_core import storage
+from umx_core.storage import gcs
 
 GOOD, BROKEN, STUCK = 30, ("empty.wav", "text.wav", "truncated.flac", "nan.wav"), "t07.wav"
 UNWRITABLE = "t11.wav"  # its output's record can be neither read nor removed

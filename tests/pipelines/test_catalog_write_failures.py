@@ -13,7 +13,8 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from pipelines import catalog
 from tests.faults import FaultProxy
 from tests.pipelines.conftest import check_records, failure_records, run_summary, write_audio
-from umx_core import gcs, storage
+from umx_core import storage
+from umx_core.storage import gcs
 from umx_core.audio import encode
 
 
@@ -93,7 +94,7 @@ def test_a_summary_that_cannot_be_written_leaves_the_tracks_done(gcs_emulator, t
     err = capsys.readouterr().err
     assert refused >= 2, "the summary's requests were not retried"
     summary = f"{root}/out/_runs/lost.json"
-    logged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR" and r.name == "pipelines.stages"]
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR" and r.name == "pipelines.summary"]
     assert len(logged) == 1 and logged[0].startswith(f"{summary}: the run's own file could not be written")
     assert "GCS metadata read failed (ServiceUnavailable" in logged[0]
     assert code == 1 and f"the run wrote no summary ({summary}: " in err, err

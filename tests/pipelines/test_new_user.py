@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from tests.pipelines.conftest import failure_records, run_summary, tiny_separator, write_audio
-from umx_core.pretrained import model_digest
+from pipelines.records import model_digest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # TensorFlow's native log lines ("I0000 00:00:... port.cc:153] oneDNN ...") and absl's preamble

@@ -10,11 +10,12 @@ import numpy as np
 import soundfile as sf
 
 from pipelines.records import ListRecords, identity_text, record_metadata
-from pipelines.stages import Plan, fingerprint
+from pipelines.records import fingerprint
+from pipelines.stages import Plan
 from tests.faults import FaultProxy
 from tests.pipelines.conftest import RATE, run_in_process
 from umx_core import storage
-from umx_core.settings import RECORD_NAME
+from pipelines.records import RECORD_NAME
 
 
 def _wav(seed):

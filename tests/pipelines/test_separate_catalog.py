@@ -148,13 +148,19 @@ def test_gcs_catalog_bad_inputs_rerun_and_repair(model, tmp_path, gcs_emulator):
     assert sorted(failures(output, "retry")) == sorted({*BAD, "none.wav"} - {"text.wav"})
 
 
-def test_local_paths_two_processes_and_a_killed_run(model, tmp_path):
+def test_a_killed_local_run_then_a_rerun_leaves_every_track_complete_and_right(model, tmp_path):
+    """SIGKILL once the first track is complete: every record left beside its own whole stems; the
+    rerun (DirectRunner in multi_processing mode) skips those and completes the rest, each stem the
+    in-memory Separator's output for its track (to FLAC's 24-bit resolution)."""
+    from tests.pipelines.conftest import check_records
+
     local = str(tmp_path / "catalog")
     os.makedirs(local)
     rng = np.random.default_rng(1)
+    inputs = {}
     for k in range(8):
-        sf.write(os.path.join(local, f"t{k}.wav"), (rng.standard_normal((int(2.5 * RATE), 2)) * 0.1).astype(np.float32),
-                 RATE, subtype="FLOAT")
+        inputs[f"t{k}"] = (rng.standard_normal((int(2.5 * RATE), 2)) * 0.1).astype(np.float32)
+        sf.write(os.path.join(local, f"t{k}.wav"), inputs[f"t{k}"], RATE, subtype="FLOAT")
     output = str(tmp_path / "stems")
     common = ["--input", os.path.join(local, "*.wav"), "--output", output, "--model", model, "--batch_seconds", "3"]
     env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
@@ -168,19 +174,22 @@ def test_local_paths_two_processes_and_a_killed_run(model, tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the job ended before it could be killed"
-    # nothing looks complete without all its stems, and no stem file is half-written under its name
-    for folder in (os.listdir(output) if os.path.isdir(output) else []):
-        files = os.listdir(os.path.join(output, folder))
-        if "separation.json" in files:
-            assert {"vocals.flac", "drums.flac"} <= set(files)
+    # nothing looks complete without all its stems, each the one its record's digest names
+    done_before = sorted(check_records(output))
+    assert done_before and len(done_before) < 8
     run_job(*common, "--run_id", "again", "--direct_running_mode", "multi_processing", "--direct_num_workers", "2")
     again = summary(output, "again")
-    assert again["separated"] + again["skipped"] == 8 and again["failed"] == 0
-    assert again["skipped"] >= 1 and again["separated"] >= 1  # killed midway: some done, some not
-    for k in range(8):
-        record = json.load(open(os.path.join(output, f"t{k}", "separation.json")))
-        assert record["duration_seconds"] == pytest.approx(2.5)
-        assert not [f for f in os.listdir(os.path.join(output, f"t{k}")) if f.endswith(".part")]
+    assert (again["separated"], again["skipped"], again["failed"]) == (8 - len(done_before), len(done_before), 0)
+    records = check_records(output)
+    assert sorted(records) == sorted(inputs)
+    separator = load_separator(model)
+    for name, audio in inputs.items():
+        assert records[name]["duration_seconds"] == pytest.approx(2.5)
+        assert not [f for f in os.listdir(os.path.join(output, name)) if f.endswith(".part")]
+        expected = separator(audio.T[None])[0]
+        for k, stem in enumerate(separator.sources):
+            written = sf.read(os.path.join(output, name, f"{stem}.flac"), dtype="float32", always_2d=True)[0].T
+            np.testing.assert_allclose(written, np.clip(expected[k], -1, 1), atol=1e-5, err_msg=f"{name}/{stem}")
 
 
 def test_bad_options_are_named(tmp_path):

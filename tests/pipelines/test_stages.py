@@ -10,7 +10,8 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 
 from pipelines.records import ListedRecord
-from pipelines.stages import ClaimFolders, ExpandInputs, Plan, TrackJob, fingerprint
+from pipelines.records import fingerprint
+from pipelines.stages import ClaimFolders, ExpandInputs, Plan, TrackJob
 from tests.pipelines.conftest import write_audio
 from umx_core import storage
 

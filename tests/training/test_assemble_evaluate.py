@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from training import assemble, evaluate
+from training import assemble, evaluate, scores
 from training import config as configuration
 from training.synthesize import synthesize
 from training.train import Trainer
@@ -101,9 +101,9 @@ def test_scored_counts_the_songs_behind_each_median():
 
     results = {"model": {"a": {"vocals": row(3.0), "bass": row(None)}, "b": {"vocals": row(1.0), "bass": row(None)},
                          "c": {"vocals": row(None), "bass": row(2.0)}}}
-    assert evaluate.scored(results) == {"model": {"vocals": 2, "bass": 1}}
-    assert evaluate.summarize(results)["model"]["vocals"]["SDR"] == 2.0  # the median of the two scored
-    assert "songs 2" in evaluate.format_table(evaluate.summarize(results), evaluate.scored(results))
+    assert scores.scored(results) == {"model": {"vocals": 2, "bass": 1}}
+    assert scores.summarize(results)["model"]["vocals"]["SDR"] == 2.0  # the median of the two scored
+    assert "songs 2" in scores.format_table(scores.summarize(results), scores.scored(results))
 
 
 def test_scoring_in_worker_processes_gives_the_same_scores(solo_runs, data):
@@ -119,8 +119,8 @@ def test_scoring_in_worker_processes_gives_the_same_scores(solo_runs, data):
         else:
             assert other == pytest.approx(value, rel=1e-6, abs=1e-9), (method, track, target, metric)
     assert [line.split(":")[0] for line in said[2]] == ["track0004", "track0005"]  # logged in track order
-    assert evaluate._scoring_pool(1) is None
-    pool = evaluate._scoring_pool(2)
+    assert evaluate.scoring_pool(1) is None
+    pool = evaluate.scoring_pool(2)
     try:
         assert pool.apply_async(os.getpid).get() != os.getpid()  # the scoring runs elsewhere
         assert pool.apply_async(os.getenv, ("OPENBLAS_NUM_THREADS",)).get() == "1"
@@ -129,10 +129,27 @@ def test_scoring_in_worker_processes_gives_the_same_scores(solo_runs, data):
     assert "OPENBLAS_NUM_THREADS" not in os.environ or os.environ["OPENBLAS_NUM_THREADS"] != "1"
 
 
-def test_ideal_ratio_mask_of_one_source_is_the_mixture():
+def test_ideal_ratio_mask_equals_a_power_ratio_mask_by_hand():
+    """Three targets and a leftover the mixture holds beyond them: each target's estimate is the
+    mixture STFT masked by its power share of the four sources, computed here with torch's STFT."""
+    import torch
+
     rng = np.random.default_rng(0)
-    stems = rng.standard_normal((1, 2, 4000)).astype(np.float32)
-    np.testing.assert_allclose(evaluate.ideal_ratio_mask(stems[0], stems, 256, 64)[0], stems[0], atol=1e-5)
+    n_fft, hop, samples = 256, 64, 6000
+    stems = (rng.standard_normal((3, 2, samples)) * np.array([1.0, 0.5, 0.2])[:, None, None]).astype(np.float32)
+    rest = 0.3 * rng.standard_normal((2, samples)).astype(np.float32)
+    mixture = stems.sum(axis=0) + rest
+    window = torch.hann_window(n_fft)
+    spec = lambda x: torch.stft(torch.from_numpy(x).double(), n_fft, hop, window=window.double(),  # noqa: E731
+                                center=True, return_complex=True)
+    power = torch.stack([spec(s).abs() ** 2 for s in [*stems, rest]])  # (sources, channels, bins, frames)
+    masks = power / power.sum(dim=0, keepdim=True)
+    expected = torch.stack([torch.istft(m * spec(mixture), n_fft, hop, window=window.double(), length=samples)
+                            for m in masks[:3]]).numpy()
+    estimates = evaluate.ideal_ratio_mask(mixture, stems, n_fft, hop)
+    inner = slice(n_fft, samples - n_fft)  # the transforms pad the ends differently
+    np.testing.assert_allclose(estimates[..., inner], expected[..., inner], atol=2e-4)
+    assert np.abs(estimates - stems).max() > 0.05  # masks, not the stems themselves
 
 
 def test_evaluate_names_a_broken_track(solo_runs, data, tmp_path, capsys):

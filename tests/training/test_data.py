@@ -179,7 +179,7 @@ def test_speed_augmentation_moves_pitch_by_the_planned_factor(tmp_path):
                 assert 0.8 <= speed <= 1.25
                 # the sine heard at `speed` is the file's frequency times the speed (FFT bins are 2 Hz)
                 assert abs(_peak(stems[j, 0], RATE) - tones[TARGETS[j]] * speed) <= 2.5, (index, j, speed)
-                assert start + ds._span(speed) <= 3 * RATE
+                assert start + ds.span(speed) <= 3 * RATE
             speeds.append([choice[-1] for choice in plan])
             np.testing.assert_allclose(mixture, stems.sum(axis=0), atol=1e-6)
         speeds = np.array(speeds)

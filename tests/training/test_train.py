@@ -341,9 +341,30 @@ def test_the_xla_compiled_step_gives_the_same_gradients_as_the_plain_one(data, t
         f.lstm.dropout = 0.0
     compiled.model.set_weights(plain.model.get_weights())
     mixture, stems = next(iter(plain.train_set.dataset(0).batch(4)))
-    loss_a, grads_a = plain._gradients(mixture, stems)
-    loss_b, grads_b = compiled._gradients(mixture, stems)
+    loss_a, grads_a = plain.gradients(mixture, stems)
+    loss_b, grads_b = compiled.gradients(mixture, stems)
     np.testing.assert_allclose(loss_b.numpy(), loss_a.numpy(), rtol=1e-4)
     assert len(grads_a) == len(grads_b) > 0
     for a, b in zip(grads_a, grads_b):
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-3, atol=1e-6)
+
+
+def test_the_training_loss_is_open_unmixs_mse_of_magnitudes_computed_with_numpy(data, tmp_path):
+    """The loss the step optimizes, against a formula written here in numpy: per target, the mean
+    over frames, bins and channels of (estimate - |STFT(stem)|)^2, the STFT uncentred with a
+    periodic Hann window (open-unmix's training transform), the estimate the model's output for the
+    mixture's magnitude; the step sums the targets and averages the batch."""
+    t = trainer(data, tmp_path / "a", nb_layers=1)
+    mixture, stems = (x.numpy() for x in next(iter(t.train_set.dataset(0).batch(2))))
+    n_fft, hop = t.config["n_fft"], t.config["n_hop"]
+    window = np.hanning(n_fft + 1)[:-1]
+
+    def magnitude(audio):  # (..., channels, samples) -> (..., frames, bins, channels)
+        frames = 1 + (audio.shape[-1] - n_fft) // hop
+        cut = np.stack([audio[..., f * hop: f * hop + n_fft] for f in range(frames)], axis=-2)
+        return np.moveaxis(np.abs(np.fft.rfft(cut * window, axis=-1)), -3, -1)
+
+    estimates = t.model(magnitude(mixture).astype(np.float32), training=False).numpy()
+    expected = ((estimates - magnitude(stems)) ** 2).mean(axis=(2, 3, 4))  # (batch, targets)
+    np.testing.assert_allclose(t.losses(mixture, stems).numpy(), expected, rtol=2e-4, atol=1e-7)
+    assert expected.min() > 0

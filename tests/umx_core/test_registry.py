@@ -118,8 +118,16 @@ def test_published_entries_are_consistent():
 
 @pytest.mark.parametrize("name", ["demo-5stems", "demo-2stems"])
 def test_shipped_demo_models_load_offline(name, monkeypatch, tmp_path):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError(f"a shipped model opened a connection: {args}")
+
     monkeypatch.setenv("UMX_CACHE", str(tmp_path))
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
     separator = load_separator(name)
+    monkeypatch.undo()
     assert separator.sample_rate == 44100 and separator.niter == 1
     audio = np.random.default_rng(1).standard_normal((1, 2, 44100)).astype(np.float32) * 0.1
     stems = separator(audio)

@@ -9,8 +9,7 @@ import numpy as np
 
 LEVEL = 0.05  # RMS of a stem where it plays, before its random level
 # each stem's random level (dB relative to LEVEL): a lead vocal sits in front of the band, as in
-# produced songs (about -2 dB against the sum of the four others at the median, -9 at the least);
-# the instruments range widely against each other
+# produced songs; the instruments range widely against each other
 LEVELS_DB = {"vocals": (-5.0, 3.0), "bass": (-12.0, 3.0), "drums": (-12.0, 3.0), "guitar": (-12.0, 3.0),
              "other": (-12.0, 3.0)}
 

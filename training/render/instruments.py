@@ -24,8 +24,7 @@ HELD_OUT_SOUNDFONT = f"{SF2}/TimGM6mb.sf2"
 TRAINING_SOUNDFONTS = tuple(p for p in SOUNDFONTS if p != HELD_OUT_SOUNDFONT)
 # soundfonts that do not play a part: OPL-3's "guitars" are FM tones with nothing of a plucked or
 # strummed string, as alike to its pianos and organs as to a guitar, so a "guitar" stem from it taught
-# the model no timbre (the second demo-5stems resumed to 41 epochs: median guitar SDR -8.9 dB on the
-# test songs whose guitar was OPL-3, 2.9 dB where it was FluidR3). Its basses, drums and other parts stay: FM is a synth.
+# the model no timbre. Its basses, drums and other parts stay: FM is a synth.
 NOT_FOR = {"guitar": (f"{SF2}/OPL-3_FM_128M.sf2",)}
 
 # General MIDI programs (0-based) that plausibly belong to each stem. Choirs, voice oohs,

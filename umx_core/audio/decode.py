@@ -52,7 +52,7 @@ class Reader:
         self._handle = storage.open_read(path)
         try:
             # a local file goes to libsndfile as its descriptor, which it reads in C; through a Python
-            # file object every 8 KB is a call back into Python (docs/benchmarks.md, training input)
+            # file object every 8 KB is a call back into Python (docs/benchmarks.md, "Training input")
             local = isinstance(self._handle, io.BufferedReader)
             self._file = sf.SoundFile(self._handle.fileno(), closefd=False) if local else sf.SoundFile(self._handle)
         except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError...

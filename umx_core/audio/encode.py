@@ -15,7 +15,7 @@ import uuid
 import numpy as np
 import soundfile as sf
 
-from umx_core import storage
+from umx_core import settings, storage
 from umx_core.errors import UMXError
 from umx_core.settings import CODECS
 
@@ -32,18 +32,19 @@ class StemWriters:
         codec: a key of `umx_core.settings.CODECS`.
         rate, channels: of every stem.
         staging: a local folder for gs:// outputs (required then).
+        on_place: optional `on_place(local_file, target)`, called for each stem just before
+            `commit` puts it in place at `target`.
     """
 
-    def __init__(self, folder, names, codec, rate, channels, staging=None):
-        if codec not in CODECS:
-            raise UMXError(f"the stem codec must be one of {', '.join(CODECS)}, got {codec!r}")
-        self.folder, self.codec = folder, codec
+    def __init__(self, folder, names, codec, rate, channels, staging=None, on_place=None):
+        codec = settings.check("codec", codec)
+        self.folder, self.codec, self.on_place = folder, codec, on_place
         self.local = staging if storage.is_gcs(folder) else folder
         if self.local is None:
             raise UMXError(f"{folder}: a gs:// output needs a local staging folder")
         fmt, self.subtype = CODECS[codec]
         token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"  # the writing process, then unique to the attempt
-        self.names, self.started, self.checksums, self.placed = list(names), time.time(), {}, {}
+        self.names, self.started = list(names), time.time()
         os.makedirs(self.local, exist_ok=True)
         self.parts = {name: os.path.join(self.local, f"{name}.{codec}.{token}{PART}") for name in names}
         self._writers = {}
@@ -58,26 +59,23 @@ class StemWriters:
             writer.write(np.clip(data, -1.0, 1.0) if self.subtype != "FLOAT" else data)
 
     def commit(self):
-        """Close the stems, rename them into place and upload them for gs://; returns `{name: path}`,
-        and keeps `{name: storage.checksum of the stem placed}` in `checksums` and
-        `{name: storage.placed_identity of it}` in `placed` (what tells it from a later one).
+        """Close the stems, rename them into place and upload them for gs://; returns `{name: path}`.
 
         Raises:
             UMXError naming the stem that could not be stored (its track fails, nothing else).
         """
         self._close_writers()
-        stems, self.checksums, self.placed = {}, {}, {}
+        stems = {}
         for name, part in self.parts.items():
             final_name = f"{name}.{self.codec}"
             target = storage.join(self.folder, final_name)
             try:
-                self.checksums[name] = storage.checksum_as_stored(part, target)
+                if self.on_place is not None:
+                    self.on_place(part, target)
                 if storage.is_gcs(self.folder):
-                    self.placed[name] = self.checksums[name]
                     storage.upload_file(part, target)
                     os.remove(part)
                 else:
-                    self.placed[name] = storage.placed_identity(part)  # a rename keeps inode, size and mtime
                     os.replace(part, target)
             except Exception as exc:  # any storage error fails this track only
                 raise UMXError(f"{target}: cannot write the stem ({type(exc).__name__}: {exc})") from exc

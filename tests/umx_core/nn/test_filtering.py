@@ -7,7 +7,7 @@ import torch
 
 from tests.conftest import rel_error
 from umx_core.errors import UMXError
-from umx_core.filtering import ExpectationMaximization, wiener
+from umx_core.nn.filtering import ExpectationMaximization, wiener
 
 
 def random_problem(rng, frames=40, bins=33, channels=2, sources=3, source_channels=None):

@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from umx_core.lstm import LSTMStack
+from umx_core.nn.lstm import LSTMStack
 
-PACKAGE = "umx_core"
+from umx_core.nn import PACKAGE
 
 
 def bandwidth_to_max_bin(rate, n_fft, bandwidth):

@@ -3,9 +3,10 @@
 import keras
 import tensorflow as tf
 
-from umx_core.filtering import ExpectationMaximization
-from umx_core.model import PACKAGE, JointSpectralFilter
-from umx_core.transforms import ComplexNorm, ISTFTLayer, STFTLayer
+from umx_core.nn.filtering import ExpectationMaximization
+from umx_core.nn import PACKAGE
+from umx_core.nn.model import JointSpectralFilter
+from umx_core.nn.transforms import ComplexNorm, ISTFTLayer, STFTLayer
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

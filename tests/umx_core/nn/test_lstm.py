@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tests.conftest import rel_error
-from umx_core.lstm import LSTMStack
+from umx_core.nn.lstm import LSTMStack
 
 
 def copy_torch_lstm(layer, lstm):

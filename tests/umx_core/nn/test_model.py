@@ -7,7 +7,7 @@ import torch
 
 from tests.conftest import random_openunmix, rel_error
 from umx_core.convert import filter_from_openunmix, infer_filter_kwargs
-from umx_core.model import (BLSTMSpectralFilterLayer, JointSpectralFilter, bandwidth_to_max_bin,
+from umx_core.nn.model import (BLSTMSpectralFilterLayer, JointSpectralFilter, bandwidth_to_max_bin,
                             get_joint_spectral_filter)
 
 

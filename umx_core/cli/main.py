@@ -14,51 +14,19 @@ import os
 import sys
 import time
 
-from umx_core import settings as fields
+from umx_core import settings
+from umx_core.cli import flags
 from umx_core.errors import UMXError
-
-DEFAULT_MODEL = "demo-5stems"
 
 
 def build_parser():
-    """The `umx` argument parser (open-unmix's options and ours)."""
+    """The `umx` argument parser: open-unmix's options and ours, from `umx_core.settings.SETTINGS`."""
     parser = argparse.ArgumentParser(
         prog="umx", description="Separate music into stems with Open-Unmix (TensorFlow).",
         epilog="The default model is the small shipped demo model, trained on synthetic data only, so that "
                "the command works offline; for real music use --model umxhq (MIT) or umxl (non-commercial "
                "licence), downloaded once. umx --list-models shows them all.")
-    parser.add_argument("input", nargs="*", help="audio files, folders or glob patterns (local or gs://)")
-    parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"model name, separator directory, training run folder, or gs:// path "
-                             f"(default: {DEFAULT_MODEL})")
-    parser.add_argument("--targets", nargs="+", help=fields.help_text("targets"))
-    parser.add_argument("--outdir", help="output folder; stems go to OUTDIR/<input name>/<stem>.<ext> "
-                                         "(default: ./<input name>_<model>/)")
-    parser.add_argument(fields.flag("codec", "umx"), default=fields.FIELDS["codec"].default,
-                        help=fields.help_text("codec") + "; a leading dot is accepted")
-    parser.add_argument("--start", type=float, default=0.0, help="excerpt start in seconds (default: 0)")
-    parser.add_argument("--duration", type=float, default=-1.0,
-                        help="excerpt duration in seconds; negative: to the end of the file (default: -1)")
-    for name in ("niter", "wiener_win_len"):
-        parser.add_argument(fields.flag(name, "umx"), type=int, default=fields.FIELDS[name].default,
-                            help=fields.help_text(name))
-    parser.add_argument("--residual", nargs="?", const="residual", default=None, metavar="NAME",
-                        help=fields.help_text("residual") + " (named NAME, default 'residual')")
-    parser.add_argument("--softmask", action="store_true", help=fields.help_text("softmask"))
-    parser.add_argument("--aggregate", help=fields.help_text("aggregate"))
-    parser.add_argument("--audio-backend", default="soundfile", choices=("soundfile", "ffmpeg"),
-                        help="decoder: soundfile (wav, flac, mp3, ogg, ...) or the ffmpeg program "
-                             "(also m4a/AAC and the mixture of .stem.mp4 files) (default: soundfile)")
-    parser.add_argument(fields.flag("batch_frames", "umx"), type=int, default=fields.FIELDS["batch_frames"].default,
-                        help=fields.help_text("batch_frames"))
-    parser.add_argument(fields.flag("precision", "umx"), default=fields.FIELDS["precision"].default,
-                        choices=fields.PRECISIONS, help=fields.help_text("precision"))
-    parser.add_argument("--filterbank", default="torch", choices=("torch", "tf"),
-                        help="STFT implementation; both are the TF STFT equal to torch.stft (open-unmix option)")
-    parser.add_argument("--no-cuda", action="store_true", help="run on the CPU even when a GPU is present")
-    parser.add_argument("--list-models", action="store_true", help="list the model names and exit")
-    parser.add_argument("--verbose", action="store_true",
-                        help="more messages (model settings, and TensorFlow's own log lines)")
+    flags.add_arguments(parser, "umx")
     return parser
 
 
@@ -128,17 +96,14 @@ def main(argv=None):
     if not args.input:
         parser.error("give one or more input files (or --list-models)")
     try:
-        options = fields.SeparationSettings.from_flags(
-            "umx", targets=args.targets, niter=args.niter, softmask=args.softmask, residual=args.residual is not None,
-            wiener_win_len=args.wiener_win_len, aggregate=args.aggregate, codec=args.ext,
-            batch_frames=args.batch_frames, precision=args.precision)
+        options = settings.SeparationSettings.from_args(args, "umx")
     except UMXError as exc:
         print(f"umx: error: {exc}", file=sys.stderr)
         return 2
     if args.no_cuda:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    from umx_core import xla_cache
-    from umx_core.console import quiet_tensorflow
+    from umx_core.cli import xla_cache
+    from umx_core.cli.console import quiet_tensorflow
 
     xla_cache.enable()  # compiled programs reused by the next run
     quiet_tensorflow(args.verbose)
@@ -148,14 +113,14 @@ def main(argv=None):
     from umx_core.stream import separate_file
 
     try:
-        separator = load_separator(args.model, filterbank=args.filterbank, **options.separator_overrides())
-        options.check_sources(separator.sources)
+        separator = load_separator(args.model, **options.separator_overrides())
+        options.check_sources(separator.sources, "umx")
     except UMXError as exc:
         print(f"umx: error: --model {args.model}: {exc}" if args.model not in str(exc) else f"umx: error: {exc}",
               file=sys.stderr)
         return 2
     aggregate = options.aggregate
-    if args.residual not in (None, "residual"):  # open-unmix's --residual NAME
+    if args.residual not in (False, "residual"):  # open-unmix's --residual NAME
         aggregate = {**{s: [s] for s in separator.targets}, args.residual: ["residual"], **(aggregate or {})}
     if args.verbose:
         print(f"model {args.model}: targets {separator.targets}, {int(separator.sample_rate)} Hz, n_fft "

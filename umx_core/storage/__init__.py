@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 
-from umx_core import gcs
+from umx_core.storage import gcs
 from umx_core.errors import UMXError
 
 
@@ -250,25 +250,11 @@ def checksum(path):
 
             return "md5:" + base64.b64decode(blob.md5_hash).hex()
         return f"crc32c:{blob.crc32c}"
-    return _file_digest(path, "sha256")
+    return file_digest(path, "sha256")
 
 
-def placed_identity(path):
-    """What tells the file now at `path` from any other written there later, cheaply: its checksum
-    on gs:// (from metadata: the MD5 GCS computed), its inode, size and mtime locally (no read)."""
-    if is_gcs(path):
-        return checksum(path)
-    stat = os.stat(path)
-    return {"inode": stat.st_ino, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-def checksum_as_stored(local, target):
-    """What `checksum(target)` will say once the local file `local` is stored at `target`
-    (md5 for gs://, where GCS computes it on upload; sha256 locally)."""
-    return _file_digest(local, "md5" if is_gcs(target) else "sha256")
-
-
-def _file_digest(path, algorithm):
+def file_digest(path, algorithm):
+    """`algorithm:hex` of a local file's bytes, read in blocks (`algorithm`: a hashlib name)."""
     import hashlib
 
     digest = hashlib.new(algorithm)

@@ -9,9 +9,10 @@ import numpy as np
 import soundfile as sf
 
 from tests.conftest import random_filters
-from umx_core import Separator, xla_cache
+from umx_core import Separator
+from umx_core.cli import xla_cache
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def test_enable_sets_the_flag_once_and_can_be_turned_off(monkeypatch, tmp_path):

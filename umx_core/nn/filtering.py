@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from umx_core.errors import UMXError
 
-PACKAGE = "umx_core"
+from umx_core.nn import PACKAGE
 
 
 def _complex(x):

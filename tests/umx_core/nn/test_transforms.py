@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tests.conftest import rel_error
-from umx_core.transforms import ComplexNorm, ISTFTLayer, STFTLayer, frame_count
+from umx_core.nn.transforms import ComplexNorm, ISTFTLayer, STFTLayer, frame_count
 
 
 def torch_stft(x, n_fft, hop, center):

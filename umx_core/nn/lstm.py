@@ -1,7 +1,7 @@
 """A stacked (bi)directional LSTM with torch.nn.LSTM's equations and weight layout.
 
-Why not `keras.layers.LSTM`: on CPU it runs a generic per-step loop that is 6.5x
-slower than torch (1.10 s against 0.17 s for 1292 frames). Here the input
+Why not `keras.layers.LSTM`: on CPU it runs a generic per-step loop, several times slower
+than torch's (docs/benchmarks.md, "Separator speed"). Here the input
 projection of every frame is one matmul for both directions, and one loop step
 advances the forward and the backward direction together with a batched matmul.
 The backward direction reverses each sequence within its own length
