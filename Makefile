@@ -21,10 +21,11 @@ $(STAMP): pyproject.toml setup.py requirements/constraints.txt
 
 venv: $(STAMP)
 
-# museval imports stempeg, which refuses to import without the ffmpeg program; the demo-data renderer
+# museval imports stempeg, which refuses to import without the ffmpeg program; the run report's test opens
+# it in headless Chromium; the demo-data renderer
 # (and its tests) plays General MIDI soundfonts with fluidsynth and sings with espeak-ng
 DEBIAN_DEPS := ffmpeg fluidsynth fluid-soundfont-gm musescore-general-soundfont-lossless fluidr3mono-gm-soundfont \
-	opl3-soundfont timgm6mb-soundfont espeak-ng
+	opl3-soundfont timgm6mb-soundfont espeak-ng chromium
 system-deps:
 	@dpkg -s $(DEBIAN_DEPS) >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_DEPS) >/dev/null; }
@@ -45,6 +46,8 @@ bench: venv
 	$(BIN)/python bench/pipeline_throughput.py --long-minutes 60
 	$(BIN)/python bench/cli_latency.py
 	$(BIN)/python bench/precision.py
+	$(BIN)/python bench/runtime_speed.py
+	$(BIN)/python bench/analytics_cost.py
 	$(BIN)/python bench/catalog_scale.py
 
 # Refresh the pinned set after changing the dependencies in pyproject.toml: each supported Python's pip

@@ -23,6 +23,7 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, WorkerOptions
 
+from pipelines import manifest
 from pipelines import options as job_options
 from pipelines.handler import SeparatorModelHandler
 from pipelines.records import ListRecords, fingerprint, model_digest
@@ -42,7 +43,7 @@ def build(pipeline, options, run_id, started=None):
     digest = model_digest(options.model)  # once per job, in the driver
     settings = options.settings
     fp = fingerprint(settings.output_fields(), digest)
-    params = {"model": options.model, **settings.output_fields()}
+    params = {"model": options.model, **settings.output_fields(), "analytics": settings.analytics}
     expanded = (pipeline
                 | "Sources" >> beam.Create(job_options.sources(options))
                 | "Expand" >> beam.ParDo(ExpandInputs(options.output)).with_outputs("failed", main="tracks"))
@@ -56,8 +57,10 @@ def build(pipeline, options, run_id, started=None):
     listed = beam.pvalue.AsSingleton(records.complete, default_value=False)
     planned = claimed.tracks | "Plan" >> beam.ParDo(Plan(fp, options.overwrite), listed=listed).with_outputs(
         "skipped", "failed", main="todo")
-    handler = SeparatorModelHandler(options.model, settings, fp, digest, options.batch_seconds)
+    handler = SeparatorModelHandler(options.model, settings, fp, digest, options.batch_seconds, run_id)
     separated = planned.todo | "Separate" >> RunInference(handler)
+    if settings.analytics:
+        write_manifest(separated, options, run_id)
     return ((expanded.failed, claimed.failed, planned.skipped, planned.failed, separated)
             | "Statuses" >> beam.Flatten()
             | "Summarize" >> beam.CombineGlobally(Summarize())
@@ -70,6 +73,21 @@ class CatalogOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
         job_options.add_arguments(parser)
+
+
+def write_manifest(separated, options, run_id):
+    """The separated tracks' manifest rows to `{output}/_manifest/{run}-*.parquet` (Beam's Parquet
+    sink) and, with `--manifest_table`, appended to that BigQuery table (created if needed)."""
+    rows = separated | "ManifestRows" >> beam.FlatMap(lambda status: status.get("rows", []))
+    rows | "WriteManifest" >> beam.io.WriteToParquet(
+        storage.join(options.output, manifest.MANIFEST, run_id), manifest.pyarrow_schema(),
+        file_name_suffix=".parquet")
+    if options.manifest_table:
+        rows | "ManifestToBigQuery" >> beam.io.WriteToBigQuery(
+            options.manifest_table, schema=manifest.bigquery_schema(),
+            method=beam.io.WriteToBigQuery.Method.FILE_LOADS,
+            create_disposition=beam.io.BigQueryDisposition.CREATE_IF_NEEDED,
+            write_disposition=beam.io.BigQueryDisposition.WRITE_APPEND)
 
 
 def _worker_setup(pipeline_options):

@@ -9,6 +9,7 @@ import time
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler
 
+from pipelines import manifest
 from pipelines.records import RECORD_NAME, PlacedStems, check_placed, record_metadata
 from pipelines.stages import NAMESPACE, count, failure
 from umx_core import storage
@@ -36,12 +37,13 @@ class SeparatorModelHandler(ModelHandler):
         fingerprint: what the records name (`pipelines.records.fingerprint`).
         model_digest: the weights' digest (`pipelines.records.model_digest`), stored in each record.
         batch_seconds: audio seconds per batch (a longer track goes alone).
+        run_id: the run, named in each record.
     """
 
-    def __init__(self, model, settings, fingerprint, model_digest, batch_seconds=600.0):
+    def __init__(self, model, settings, fingerprint, model_digest, batch_seconds=600.0, run_id=None):
         super().__init__()
         self.model, self.settings, self.fingerprint = model, settings, fingerprint
-        self.model_digest, self.batch_seconds = model_digest, float(batch_seconds)
+        self.model_digest, self.batch_seconds, self.run_id = model_digest, float(batch_seconds), run_id
 
     def load_model(self):
         from umx_core.cli import xla_cache
@@ -71,7 +73,8 @@ class SeparatorModelHandler(ModelHandler):
                 refused[id(track)] = failure(UMXError(str(exc), path=track.path, stage="write"), output=track.out)
         began, placed = time.monotonic(), PlacedStems()
         results = separate_files([t.path for t in todo], [t.out for t in todo], model, ext=self.settings.codec,
-                                 aggregate=self.settings.aggregate, on_place=placed) if todo else []
+                                 aggregate=self.settings.aggregate, on_place=placed,
+                                 analytics=self.settings.analytics_options()) if todo else []
         wall = time.monotonic() - began
         finished = {id(track): self._finish(track, result, placed, model, wall) for track, result in zip(todo, results)}
         return [refused.get(id(track)) or finished[id(track)] for track in batch]
@@ -85,8 +88,10 @@ class SeparatorModelHandler(ModelHandler):
             "duration_seconds": result.duration, "stems": result.stems, "stem_checksums": placed.checksums(result.stems),
             "fingerprint": self.fingerprint, "model": self.model, "model_digest": self.model_digest,
             "parameters": self.settings.output_fields(), "code_version": code_version(), "notes": result.notes,
-            "sample_rate": int(model.sample_rate),
+            "sample_rate": int(model.sample_rate), "channels": result.channels, "run_id": self.run_id,
             "separated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "separation_seconds": round(result.seconds, 3), "analytics": result.analytics,
+            "analytics_settings": self.settings.analytics_options(),
         }
         try:
             checksum = storage.checksum(track.path)
@@ -102,5 +107,8 @@ class SeparatorModelHandler(ModelHandler):
         count("separated")
         count("downmixed", int(downmixed))
         beam.metrics.Metrics.distribution(NAMESPACE, "audio_seconds").update(int(result.duration))
-        return {"path": track.path, "status": "separated", "seconds": result.duration, "downmixed": downmixed,
-                "batch_wall_seconds": wall}
+        status = {"path": track.path, "status": "separated", "seconds": result.duration, "downmixed": downmixed,
+                  "batch_wall_seconds": wall}
+        if result.analytics is not None:  # the manifest's rows (pipelines.manifest)
+            status["rows"] = manifest.rows(record, track.out)
+        return status

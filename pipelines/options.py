@@ -34,6 +34,9 @@ JOB_SETTINGS = {s.name: s for s in [
     Setting("overwrite", "separate again what is already complete", False, bool, commands=JOB, label="Overwrite"),
     Setting("run_id", "name of this run's summary and failure list (default: UTC time)", commands=JOB,
             label="Run id", pattern="^[A-Za-z0-9_.-]+$"),
+    Setting("manifest_table", "also append the run's manifest rows to this BigQuery table, PROJECT:DATASET.TABLE "
+                              "(created if needed)", commands=JOB, label="Manifest BigQuery table",
+            pattern=r"^[A-Za-z0-9_.:-]+:[A-Za-z0-9_]+\.[A-Za-z0-9_$-]+$"),
 ]}
 # the job's rows first (its `input` is not umx's positional one)
 TABLE = {**JOB_SETTINGS, **{name: s for name, s in settings.SETTINGS.items() if name not in JOB_SETTINGS}}

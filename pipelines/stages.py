@@ -49,13 +49,27 @@ class TrackJob:
 
 
 def relative_output(path, base):
-    """`path` relative to `base`, without its extension (a list entry without base: bucket/key)."""
+    """`path` relative to `base`, without its extension (a list entry without base: bucket/key).
+
+    The job's own folders (`_failed`, `_runs`, `_manifest`: every top-level name that starts with
+    "_") are never a track's: such a name gets one more "_" (`_failed/x` -> `__failed/x`, and a
+    real `__failed` -> `___failed`, so no two names meet).
+
+    Raises:
+        UMXError (stage "output") for a name that would leave the output folder (`..`, `.` or
+        empty segments) or holds control characters (object names are whoever uploads them).
+    """
     if base:
         rel = path[len(base):].lstrip("/")
     else:
         rel = path[len("gs://"):] if storage.is_gcs(path) else os.path.abspath(path).lstrip("/")
     folder = rel.rsplit("/", 1)[0] + "/" if "/" in rel else ""
-    return folder + output_name(rel)
+    rel = folder + output_name(rel)
+    segments = rel.split("/")
+    if any(segment in ("", ".", "..") for segment in segments) or any(ord(c) < 32 or ord(c) == 127 for c in rel):
+        raise UMXError(f"{path!r}: its output folder would be {rel!r}, which leaves the output folder or holds "
+                       f"control characters; rename it", path=path, stage="output")
+    return "_" + rel if rel.startswith("_") else rel
 
 
 class ExpandInputs(beam.DoFn):
@@ -97,11 +111,17 @@ class ExpandInputs(beam.DoFn):
             if any(line.startswith("{") for line in listed):
                 yield from self._failure_records(value, listed)
             else:
-                yield from ((line, storage.join(self.output, relative_output(line, ""))) for line in listed)
+                yield from (self._item(line, "", None) for line in listed)
         else:
             base = storage.glob_base(value)
-            yield from ((path, storage.join(self.output, relative_output(path, base)), identity_text(ident))
-                        for path, ident in storage.glob_identities(value))
+            yield from (self._item(path, base, identity_text(ident)) for path, ident in storage.glob_identities(value))
+
+    def _item(self, path, base, identity):
+        """`(path, output folder, identity)`, or the failure of a name no output folder can take."""
+        try:
+            return path, storage.join(self.output, relative_output(path, base)), identity
+        except UMXError as exc:
+            return beam.pvalue.TaggedOutput("failed", failure(exc))
 
     def _failure_records(self, listing, lines):
         for number, line in enumerate(lines, 1):

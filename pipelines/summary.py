@@ -8,6 +8,7 @@ import time
 
 import apache_beam as beam
 
+from pipelines import manifest
 from pipelines.stages import count
 from umx_core import storage
 from umx_core.errors import UMXError
@@ -65,6 +66,9 @@ class WriteSummary(beam.DoFn):
         summary.update(run=self.run_id, audio_hours=summary.pop("audio_seconds") / 3600.0,
                        wall_seconds=time.time() - self.started, parameters=self.params, code_version=code_version(),
                        unmatched_inputs=[r["path"] for r in failed if r["stage"] == "match"], errors=errors)
+        if self.params.get("analytics", True):  # beside the run's manifest: the schema for `bq load`
+            errors += _store(storage.join(self.output, manifest.MANIFEST, manifest.SCHEMA_FILE),
+                             json.dumps(manifest.bigquery_schema()["fields"], indent=2).encode())
         errors += _store(storage.join(self.output, RUNS, f"{self.run_id}.json"), json.dumps(summary, indent=2).encode())
         yield summary
 

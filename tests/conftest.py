@@ -108,7 +108,7 @@ def gcs_emulator():
         os.environ["STORAGE_EMULATOR_HOST"] = old
 
 
-def random_filters(targets, nb_bins=129, max_bin=100, hidden_size=8, nb_channels=2):
+def random_filters(targets, nb_bins=129, max_bin=100, hidden_size=8, nb_channels=2, **layer_kwargs):
     """`{target: BLSTMSpectralFilterLayer}` with random weights (variances and scales positive,
     as trained ones are), a different seed per target."""
     from umx_core import BLSTMSpectralFilterLayer
@@ -116,7 +116,7 @@ def random_filters(targets, nb_bins=129, max_bin=100, hidden_size=8, nb_channels
     filters = {}
     for i, target in enumerate(targets):
         layer = BLSTMSpectralFilterLayer(nb_bins=nb_bins, nb_channels=nb_channels, hidden_size=hidden_size,
-                                         max_bin=max_bin, name=target)
+                                         max_bin=max_bin, name=target, **layer_kwargs)
         layer.build((None, None, nb_bins, nb_channels))
         rng = np.random.default_rng(i)
         for w in layer.weights:

@@ -25,6 +25,7 @@ from training.scores import METRICS, fmt, format_table, plot, scored, summarize
 from umx_core import audio, storage
 from umx_core.cli.console import quiet_tensorflow
 from umx_core.errors import UMXError
+from umx_core.settings import SETTINGS
 
 MODEL, MIXTURE, ORACLE = "model", "mixture", "irm"
 def load_track(track_dir, targets, sample_rate=None):
@@ -239,6 +240,10 @@ def main(argv=None):
     parser.add_argument("--targets", nargs="+", help="targets to score (baselines only, without --model)")
     parser.add_argument("--niter", type=int, help="EM iterations (default: the separator's)")
     parser.add_argument("--residual", action="store_true", help="separate with a residual source")
+    for name in ("runtime", "precision"):  # the run knobs whose cost on the scores is measured here
+        setting = SETTINGS[name]
+        parser.add_argument(setting.flag("umx"), choices=setting.choices, default=setting.default,
+                            help=setting.help_text("umx"))
     parser.add_argument("--max-tracks", type=int, help="evaluate the first N tracks only")
     parser.add_argument("--audible-db", type=float, metavar="DB",
                         help="leave out a target's one-second windows where it is more than DB dB below the "
@@ -255,6 +260,7 @@ def main(argv=None):
             from umx_core.pretrained import load_separator
 
             overrides = {k: v for k, v in (("niter", args.niter), ("residual", args.residual or None)) if v is not None}
+            overrides.update(runtime=args.runtime, precision=args.precision)
             separator = load_separator(args.model, **overrides)
         tracks = split_tracks(args.root, args.split, args.max_tracks)
         results = evaluate(args.root, separator, args.targets, args.split, args.baselines, jobs=args.jobs,
@@ -267,7 +273,8 @@ def main(argv=None):
     # songs: track folders evaluated; tracks: those scored (a song with a target silent throughout is
     # skipped); scored: songs with at least one scored window, per method and target (behind each median)
     counts = scored(results)
-    meta = {"model": args.model, "root": args.root, "split": args.split, "songs": len(tracks),
+    meta = {"model": args.model, "runtime": args.runtime, "precision": args.precision, "root": args.root,
+            "split": args.split, "songs": len(tracks),
             "tracks": len(next(iter(results.values()))), "audible_db": args.audible_db}
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({**meta, "results": results}, f, indent=2)

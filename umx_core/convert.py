@@ -27,17 +27,12 @@ def _numpy(state_dict):
 
 
 def load_state_dict(source):
-    """A state dict from a mapping, or from a `.pth` path (needs torch)."""
+    """A state dict from a mapping, or from a `.pth` path (read without PyTorch: `umx_core.pth`)."""
     if not isinstance(source, (str, bytes)) and hasattr(source, "keys"):
         return source
-    try:
-        import torch
-    except ImportError as exc:
-        raise UMXError(f"{source}: reading .pth files needs PyTorch (pip install torch)") from exc
-    try:
-        return torch.load(source, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        raise UMXError(f"{source}: not a readable PyTorch state dict ({exc})") from exc
+    from umx_core import pth
+
+    return pth.load(source)
 
 
 def infer_filter_kwargs(state_dict):

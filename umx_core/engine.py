@@ -91,11 +91,13 @@ class ChunkEngine:
             policy: weights stay float32), their estimates return to float32 before EM.
     """
 
-    def __init__(self, model, segment, context, batch_frames=None, jit_compile=True, precision="float32"):
+    def __init__(self, model, segment, context, batch_frames=None, jit_compile=True, precision="float32",
+                 runtime="xla"):
         self.model, self.segment, self.context = model, segment, int(context)
         self.n_fft, self.n_hop = model.n_fft, model.n_hop
         self.jit_compile = bool(jit_compile) and segment is not None
         self.precision = settings.check("precision", precision)
+        self.runtime = settings.check("runtime", runtime)
         if batch_frames is None:
             from umx_core.devices import accelerator_memory
 
@@ -103,13 +105,22 @@ class ChunkEngine:
             batch_frames = settings.CPU_BATCH_FRAMES if memory is None else chunking.batch_frames_for(
                 memory, len(model.targets), self.n_fft // 2 + 1, model.nb_channels)
         self.batch_frames = int(batch_frames)
-        if self.precision != "float32":
-            _compute_in(model.joint.filter_layers, self.precision)
         jit = self.jit_compile
         self._stft = tf.function(self._stft_magnitude, jit_compile=jit, autograph=False)
-        self.filter_programs = _filter_programs(model.joint.filter_layers, jit)
         self._em = tf.function(self._em_overlap_add, jit_compile=jit, autograph=False)
         self._calls = {}  # one traced graph per channel count (EM needs it static)
+        self.filter_programs, self._openvino = [], None
+        if self.runtime == "openvino":  # the filters leave TensorFlow; STFT and EM stay
+            from umx_core.runtime.openvino import OpenVINOFilters
+
+            self._openvino = OpenVINOFilters(model.joint.filter_layers, model.targets, self.n_fft // 2 + 1,
+                                             model.nb_channels, self.precision)
+            self.precision = self._openvino.precision  # what runs: float32 on a CPU without bfloat16
+            self._em_stage_call = tf.function(self._em_stage, autograph=False)
+        else:
+            if self.precision != "float32":
+                _compute_in(model.joint.filter_layers, self.precision)
+            self.filter_programs = _filter_programs(model.joint.filter_layers, jit)
 
     def plan(self, nb_frames):
         """`(chunks, width)`: the `chunking.Chunk`s of a track of `nb_frames` STFT frames, and the
@@ -144,12 +155,19 @@ class ChunkEngine:
         for i, (_, chunk, samples) in enumerate(pieces):
             audio[i, :, : samples.shape[-1]] = samples
             lengths[i], offsets[i], centres[i] = chunk.count, chunk.start - chunk.first, chunk.centre
-        if channels not in self._calls:
-            index = tf.TensorSpec((None,), tf.int32)
-            signature = [tf.TensorSpec((None, channels, None), tf.float32), index, index, index]
-            self._calls[channels] = tf.function(self._separate_batch, input_signature=signature, autograph=False)
-        stems = self._calls[channels](tf.constant(audio), tf.constant(lengths), tf.constant(offsets),
-                                      tf.constant(centres)).numpy()
+        if self._openvino is not None:
+            mix, magnitude = self._stft(tf.constant(audio))
+            frames = self.segment or int(centres.max())
+            estimates = self._openvino(magnitude.numpy(), lengths, offsets, frames)
+            stems = self._em_stage_call(tf.constant(estimates), mix, tf.constant(offsets), tf.constant(centres))
+            stems = stems.numpy()
+        else:
+            if channels not in self._calls:
+                index = tf.TensorSpec((None,), tf.int32)
+                signature = [tf.TensorSpec((None, channels, None), tf.float32), index, index, index]
+                self._calls[channels] = tf.function(self._separate_batch, input_signature=signature, autograph=False)
+            stems = self._calls[channels](tf.constant(audio), tf.constant(lengths), tf.constant(offsets),
+                                          tf.constant(centres)).numpy()
         return [stems[i, :, :, : n_fft + hop * (piece.chunk.centre - 1)] for i, piece in enumerate(pieces)]
 
     # --- the compiled stages --------------------------------------------------
@@ -205,6 +223,10 @@ class ChunkEngine:
         width = self._width(centres)
         estimates = tf.stack([program([tf.convert_to_tensor(w) for w in weights], magnitude, lengths, offsets, width)
                               for program, weights in self.filter_programs], axis=1)
+        return self._em_stage(estimates, mix, offsets, centres)
+
+    def _em_stage(self, estimates, mix, offsets, centres):
+        """EM, inverse FFT and overlap-add of a batch's estimates `(n, targets, width, bins, ch)`."""
         if not self.jit_compile:
             return self._em(estimates, mix, offsets, centres)
         # two EM programs on the two halves of the batch, which TensorFlow runs side by side (an XLA

@@ -52,12 +52,14 @@ class Separator:
         precision: "float32", or "bfloat16": the network computes in bfloat16, its estimates
             return to float32 before EM, and STFT, EM and ISTFT stay float32. A run knob like
             `batch_frames` (not saved with the model); it changes the stems.
+        runtime: where the network runs: "xla" (TensorFlow, CPU or GPU) or "openvino" (the
+            filters' ONNX graph on OpenVINO's CPU runtime; the `openvino` extra). A run knob.
     """
 
     def __init__(self, target_models, niter=0, softmask=False, residual=False, sample_rate=44100.0, n_fft=4096,
                  n_hop=1024, nb_channels=2, wiener_win_len=SETTINGS["wiener_win_len"].default, filterbank="torch",
                  segment=None, context=64, batch_frames=None, jit_compile=True, eps=1e-10,
-                 precision=SETTINGS["precision"].default):
+                 precision=SETTINGS["precision"].default, runtime=SETTINGS["runtime"].default):
         try:
             self.filterbank = settings.check("filterbank", filterbank)
             wiener_win_len = settings.check("wiener_win_len", wiener_win_len)
@@ -86,7 +88,7 @@ class Separator:
         elif wiener_win_len and int(segment) % wiener_win_len:
             raise UMXError(f"segment ({segment}) must be a multiple of wiener_win_len ({wiener_win_len})")
         self.segment = None if segment is None else int(segment)
-        self.engine = ChunkEngine(model, self.segment, context, batch_frames, jit_compile, precision)
+        self.engine = ChunkEngine(model, self.segment, context, batch_frames, jit_compile, precision, runtime)
 
     # --- settings -------------------------------------------------------------
     targets = property(lambda self: list(self.model.targets), doc="Target names, in output order.")
@@ -102,6 +104,7 @@ class Separator:
     batch_frames = property(lambda self: self.engine.batch_frames, doc="Frames per network call (a run knob).")
     precision = property(lambda self: self.engine.precision, doc="The network's arithmetic (a run knob).")
     jit_compile = property(lambda self: self.engine.jit_compile, doc="Whether chunks run as XLA programs.")
+    runtime = property(lambda self: self.engine.runtime, doc="Where the network runs (a run knob).")
 
     def config(self):
         """Every setting needed to rebuild this separator (JSON-serialisable); run knobs
@@ -112,7 +115,8 @@ class Separator:
 
     def run_knobs(self):
         """The run knobs of this separator, as `Separator` keywords (for another over the same model)."""
-        return {"batch_frames": self.batch_frames, "jit_compile": self.jit_compile, "precision": self.precision}
+        return {"batch_frames": self.batch_frames, "jit_compile": self.jit_compile, "precision": self.precision,
+                "runtime": self.runtime}
 
     # --- separation -----------------------------------------------------------
     def _prepare(self, audio):
@@ -189,8 +193,16 @@ class Separator:
 
         return saved.save(self, path, metadata)
 
-    def export(self, path, metadata=None):
-        """Write the end-to-end UMX as a TensorFlow SavedModel, local or gs:// (`umx_core.saved.export`)."""
+    def export(self, path, metadata=None, format="tf_saved_model"):
+        """Write the model, local or gs://: "tf_saved_model", the end-to-end UMX as a TensorFlow
+        SavedModel (`umx_core.saved.export`), or "onnx", the spectral filters as one ONNX file
+        (`umx_core.runtime.onnx_export.export`: STFT, EM and ISTFT stay with the caller)."""
+        if format == "onnx":
+            from umx_core.runtime.onnx_export import export
+
+            return export(self, path, metadata)
+        if format != "tf_saved_model":
+            raise UMXError(f"format must be tf_saved_model or onnx, got {format!r}")
         from umx_core import saved
 
         return saved.export(self, path, metadata)

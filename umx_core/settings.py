@@ -11,15 +11,15 @@ memory against speed) are settings of a run, never saved with a model.
 
 import contextlib
 import dataclasses
-import json
-import numbers
 
+from umx_core.checks import check_number, check_one_of, check_targets, check_whole, parse_aggregate
 from umx_core.errors import UMXError
 
 # stem codecs: soundfile format and subtype. WAV stays float (stems may exceed full scale).
 CODECS = {"wav": ("WAV", "FLOAT"), "flac": ("FLAC", "PCM_24"), "mp3": ("MP3", "MPEG_LAYER_III"),
           "ogg": ("OGG", "VORBIS")}
 PRECISIONS = ("float32", "bfloat16")
+RUNTIMES = ("xla", "openvino")  # where the network runs (umx_core.engine)
 # frames per network call on a CPU when nothing says otherwise (docs/benchmarks.md: memory against speed)
 CPU_BATCH_FRAMES = 2400
 _SAME = object()  # "the same as the field's default"
@@ -31,58 +31,6 @@ class SettingError(UMXError):
     def __init__(self, field, problem):
         super().__init__(f"{field} {problem}")
         self.field, self.problem = field, problem
-
-
-# --- checks: a value in, the normalised value out, or ValueError saying what is wrong -------------
-def check_whole(least, optional=False):
-    """A check for whole numbers of at least `least` (None too when `optional`)."""
-
-    def check(value):
-        if value is None and optional:
-            return None
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
-            raise ValueError(f"must be a whole number >= {least}{' or None' if optional else ''}, got {value!r}")
-        return int(value)
-
-    return check
-
-
-def check_one_of(choices, normalise=lambda v: v):
-    """A check for one of `choices` (after `normalise`)."""
-
-    def check(value):
-        value = normalise(value)
-        if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    return check
-
-
-def _targets(value):
-    if value is None or value == "" or value == []:
-        return None
-    names = [t.strip() for t in value.split(",")] if isinstance(value, str) else [str(t).strip() for t in value]
-    names = [t for t in names if t]
-    if len(set(names)) != len(names):
-        raise ValueError(f"names a target twice: {names}")
-    return tuple(names) or None
-
-
-def parse_aggregate(value):
-    """`aggregate` (JSON text or a dict) as `{stem: [source, ...]}`; ValueError saying what is wrong."""
-    if value is None or isinstance(value, dict):
-        aggregate = value
-    else:
-        try:
-            aggregate = json.loads(value)
-        except ValueError as exc:
-            raise ValueError(f"is not valid JSON of the form {{\"stem\": [\"source\", ...]}} ({exc})") from None
-    if aggregate is not None and (not isinstance(aggregate, dict) or not aggregate or not all(
-            isinstance(v, list) and v and all(isinstance(s, str) for s in v) for v in aggregate.values())):
-        raise ValueError('must be a JSON object of non-empty lists of source names, '
-                         'e.g. {"vocals": ["vocals"], "band": ["drums", "bass", "other"]}')
-    return aggregate
 
 
 def check_aggregate(aggregate, sources):
@@ -152,7 +100,7 @@ SETTINGS = {s.name: s for s in [
     Setting("model", "model name (umx --list-models), or a saved separator, training run folder or model file, "
                      "local or gs://", "demo-5stems", label="Model"),
     # what a separation is: every entry point (API, umx, the job, the flex template) reads these
-    _separation("targets", "targets to separate (default: all the model's targets)", check=_targets,
+    _separation("targets", "targets to separate (default: all the model's targets)", check=check_targets,
                 commands={"umx": {"nargs": "+"}, "job": {"help_prefix": "comma-separated "}},
                 label="Targets", pattern=r"^[A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*$"),
     _separation("niter", "EM (Wiener) iterations; 0 disables the refinement", 1, int, check=check_whole(0),
@@ -180,6 +128,20 @@ SETTINGS = {s.name: s for s in [
     _separation("precision", "the network's arithmetic: float32, or bfloat16 for accelerators with fast bfloat16 "
                              "matmuls (STFT and EM stay float32)", "float32", choices=PRECISIONS,
                 check=check_one_of(PRECISIONS), omitted_at="float32", label="Network precision"),
+    _separation("runtime", "where the network runs: xla (TensorFlow, on the CPU or a GPU) or openvino (OpenVINO on "
+                           "the CPU; pip install 'umx-tf[openvino]'); STFT and EM stay in TensorFlow", "xla",
+                choices=RUNTIMES, check=check_one_of(RUNTIMES), stems=False, label="Network runtime"),
+    # what the job and `umx --stats` measure of each stem (umx_core.analytics), not the stems themselves
+    _separation("analytics", "measure each stem while it is written: loudness, peaks, where it is audible, vocal "
+                             "segments (into each track's record and the run's manifest)", True, bool, check=bool,
+                stems=False, separator=False, commands={"job": {}}, label="Analytics"),
+    _separation("audible_db", "a stem is audible in a 400 ms block when it is at most this many dB below the mixture "
+                              "(and above --audible-floor)", 12.0, float, check=check_number(0.0), stems=False,
+                separator=False, label="Audible dB"),
+    _separation("audible_floor", "a stem is audible in a 400 ms block only above this loudness (LUFS)", -60.0, float,
+                check=check_number(-200.0, 0.0), stems=False, separator=False, label="Audible floor"),
+    _separation("vocal_min_seconds", "vocal segments shorter than this are left out (seconds)", 2.0, float,
+                check=check_number(0.0), stems=False, separator=False, label="Vocal minimum seconds"),
     _separation("filterbank", "STFT implementation; both are the TF STFT equal to torch.stft (open-unmix option)",
                 "torch", choices=("torch", "tf"), check=check_one_of(("torch", "tf")), stems=False,
                 commands={"umx": {}}),
@@ -197,6 +159,8 @@ SETTINGS = {s.name: s for s in [
             commands={"umx": {}}),
     Setting("no_cuda", "run on the CPU even when a GPU is present", False, bool, commands={"umx": {}}),
     Setting("list_models", "list the model names and exit", False, bool, commands={"umx": {}}),
+    Setting("stats", "print each stem's loudness, peaks and audibility, and the vocal segments, after each file",
+            False, bool, commands={"umx": {}}),
 ]}
 SEPARATION = tuple(name for name, s in SETTINGS.items() if s.separation)
 
@@ -238,6 +202,13 @@ class _SeparationMethods:
         values = {name: getattr(self, name) for name in SEPARATION if SETTINGS[name].stems}
         values["targets"] = list(self.targets) if self.targets else None
         return {k: v for k, v in values.items() if SETTINGS[k].omitted_at is _SAME or SETTINGS[k].omitted_at != v}
+
+    def analytics_options(self):
+        """`umx_core.analytics.describe`'s keyword arguments from these settings, or None (analytics off)."""
+        if not self.analytics:
+            return None
+        return {"audible_db": self.audible_db, "floor_lufs": self.audible_floor,
+                "vocal_min_seconds": self.vocal_min_seconds}
 
     def check_sources(self, sources, command=None):
         """UMXError when `aggregate` names a source the separator does not give (naming `command`'s flag)."""

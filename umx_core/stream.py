@@ -41,6 +41,8 @@ class Result:
     seconds: float = 0.0  # wall time
     notes: list = dataclasses.field(default_factory=list)  # e.g. "downmixed 8 channels", "resampled 48000 -> 44100 Hz"
     error: UMXError = None  # what stopped it, with its `stage`: "decode", "separate" or "write"
+    analytics: dict = None  # loudness, peaks, audibility and vocal segments (`umx_core.analytics.describe`)
+    channels: int = None  # of the stems
 
     @property
     def realtime(self):
@@ -49,7 +51,7 @@ class Result:
 
 
 def separate_file(path, outdir, separator, ext="wav", start=0.0, duration=None, aggregate=None,
-                  backend="soundfile", progress=None):
+                  backend="soundfile", progress=None, analytics=None):
     """Separate one file into `outdir/{stem}.{ext}`, streaming; returns its `Result`.
 
     Args:
@@ -61,19 +63,22 @@ def separate_file(path, outdir, separator, ext="wav", start=0.0, duration=None, 
         start, duration: the excerpt in seconds; `duration` None or negative: to the end.
         aggregate: optional `{stem: [source names]}` as `Separator.to_dict`.
         progress: optional `progress(done_seconds, total_seconds)` callback.
+        analytics: None (none), or the keyword arguments of `umx_core.analytics.describe` (`{}`:
+            its defaults): each stem's and the mixture's loudness, peaks and audibility, measured
+            as the stems are written, in `Result.analytics`.
     Raises:
         UMXError naming the file and its stage: unreadable, empty, too short, NaN samples,
         stems that cannot be written.
     """
     (result,) = separate_files([path], [outdir], separator, ext, start, duration, aggregate, backend,
-                               progress=progress)
+                               progress=progress, analytics=analytics)
     if result.error is not None:
         raise result.error
     return result
 
 
 def separate_files(paths, outdirs, separator, ext="wav", start=0.0, duration=None, aggregate=None,
-                   backend="soundfile", progress=None, on_place=None):
+                   backend="soundfile", progress=None, on_place=None, analytics=None):
     """Separate several files together: chunks of different files share the network's batches
     (what keeps a GPU busy with short tracks). Arguments as `separate_file`, with one output
     folder per path.
@@ -104,7 +109,7 @@ def separate_files(paths, outdirs, separator, ext="wav", start=0.0, duration=Non
                 results[k] = Result(path, outdir, notes=notes, error=_error(exc, path, "decode"))
                 continue
             track = _StreamedTrack(k, path, separator, reader, os.path.join(work, "out"), outdir, ext, names,
-                                   aggregate, began, notes, on_place)
+                                   aggregate, began, notes, on_place, analytics)
             if track.error is None:
                 tracks.append(track)
             else:
@@ -131,11 +136,12 @@ def _error(exc, path, stage):
 class _StreamedTrack:
     """One file being separated: its reader, overlap-add buffer and stem writers."""
 
-    def __init__(self, index, path, separator, reader, staging, outdir, ext, names, aggregate, began, notes, on_place):
+    def __init__(self, index, path, separator, reader, staging, outdir, ext, names, aggregate, began, notes, on_place,
+                 analytics):
         self.index, self.path, self.separator, self.reader = index, path, separator, reader
         self.outdir, self.names, self.aggregate = outdir, names, aggregate
-        self.began, self.notes = began, notes
-        self.error, self.stems, self.writers = None, None, None
+        self.began, self.notes, self.analytics = began, notes, analytics
+        self.error, self.stems, self.writers, self.meters = None, None, None, None
         n_fft, hop = separator.n_fft, separator.n_hop
         self.pad = n_fft // 2
         if reader.samples <= self.pad:
@@ -147,6 +153,10 @@ class _StreamedTrack:
         self.chunks, self.width = separator.engine.plan(self.nb_frames)
         self.buffer = np.zeros((len(separator.sources), self.channels, 0), np.float32)
         self.base, self.emitted, self.end = 0, self.pad, self.pad + reader.samples
+        if analytics is not None:  # every stem written and the mixture, block by block as they are written
+            from umx_core.analytics import Meter
+
+            self.meters = {name: Meter(reader.rate, self.channels) for name in [*names, None]}
         try:
             self.writers = audio.StemWriters(outdir, names, ext, reader.rate, self.channels, staging, on_place)
         except (OSError, RuntimeError) as exc:  # no such folder, not writable, disk full (soundfile: RuntimeError)
@@ -201,6 +211,10 @@ class _StreamedTrack:
         except (OSError, RuntimeError) as exc:  # disk full (soundfile: LibsndfileError, a RuntimeError)
             self.fail(self._write_error(exc, self.writers.local))
             return
+        if self.meters is not None:
+            for name in self.names:
+                self.meters[name].feed(named[name][0])
+            self.meters[None].feed(self.read(None, (self.emitted, final)))  # the mixture
         self.buffer = self.buffer[..., final - self.base :]
         self.base = self.emitted = final
         if progress is not None:
@@ -221,8 +235,14 @@ class _StreamedTrack:
         """This track's `Result`: its stems, or its error."""
         if self.error is not None:
             return Result(self.path, self.outdir, notes=self.notes, error=self.error)
+        analytics = None
+        if self.meters is not None:
+            from umx_core.analytics import describe
+
+            stems = {name: meter for name, meter in self.meters.items() if name is not None}
+            analytics = describe(stems, self.meters[None], **self.analytics)
         return Result(self.reader.label, self.outdir, self.stems, self.reader.samples / self.reader.rate,
-                      time.monotonic() - self.began, self.notes)
+                      time.monotonic() - self.began, self.notes, analytics=analytics, channels=self.channels)
 
     def fail(self, exc):
         """Stop this track with `exc` (the others go on)."""

@@ -66,7 +66,7 @@ def stems_and_records(output):
     stems, records = {}, {}
     for path in storage.list_files(output):
         rel = path[len(output) :].lstrip("/")
-        if rel.startswith(("_runs/", "_failed/")):
+        if rel.startswith(("_runs/", "_failed/", "_manifest/")):
             continue
         if rel.endswith("/" + RECORD_NAME):
             records[rel.rsplit("/", 1)[0]] = json.loads(storage.read_bytes(path))

@@ -51,7 +51,7 @@ def _stems(output):
         rel = path[len(output) + 1 :]
         if rel.endswith("/separation.json"):
             records[rel.rsplit("/", 1)[0]] = json.loads(storage.read_bytes(path))
-        elif not rel.startswith(("_runs/", "_failed/")):
+        elif not rel.startswith(("_runs/", "_failed/", "_manifest/")):
             stems[rel] = storage.read_bytes(path)
     return stems, records
 

@@ -148,6 +148,33 @@ def test_gcs_catalog_bad_inputs_rerun_and_repair(model, tmp_path, gcs_emulator):
     assert sorted(failures(output, "retry")) == sorted({*BAD, "none.wav"} - {"text.wav"})
 
 
+def test_the_openvino_runtime_gives_the_same_outcomes_and_records(model, tmp_path):
+    """The catalog's good and broken tracks on both network runtimes: the same counts, the same
+    failures at the same stages, records naming the same fingerprint, stems equal to 1e-4 relative."""
+    pytest.importorskip("openvino")
+    local = str(tmp_path / "catalog")
+    make_catalog(local)
+    outputs = {}
+    for runtime in ("xla", "openvino"):
+        outputs[runtime] = str(tmp_path / runtime)
+        run_job("--input", f"{local}/**", "--output", outputs[runtime], "--model", model, "--codec", "wav",
+                "--runtime", runtime, "--run_id", "r")
+    counts = [{k: summary(out, "r")[k] for k in ("found", "separated", "skipped", "failed")}
+              for out in outputs.values()]
+    assert counts[0] == counts[1] and counts[0]["failed"] == len(BAD)
+    assert ({n: (r["stage"], r["error"]) for n, r in failures(outputs["xla"], "r").items()} ==
+            {n: (r["stage"], r["error"].replace(outputs["openvino"], outputs["xla"]))
+             for n, r in failures(outputs["openvino"], "r").items()})
+    for name in GOOD:
+        records = [json.load(open(os.path.join(out_dir(out, name), "separation.json"))) for out in outputs.values()]
+        assert records[0]["fingerprint"] == records[1]["fingerprint"]
+        assert records[0]["parameters"] == records[1]["parameters"]
+        for stem in records[0]["stems"]:
+            a, b = (sf.read(os.path.join(out_dir(out, name), f"{stem}.wav"), dtype="float32")[0]
+                    for out in outputs.values())
+            assert np.linalg.norm(b - a) / np.linalg.norm(a) < 1e-4, f"{name}/{stem}"  # float32 rounding, -80 dB
+
+
 def test_a_killed_local_run_then_a_rerun_leaves_every_track_complete_and_right(model, tmp_path):
     """SIGKILL once the first track is complete: every record left beside its own whole stems; the
     rerun (DirectRunner in multi_processing mode) skips those and completes the rest, each stem the

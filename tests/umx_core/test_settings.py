@@ -9,6 +9,7 @@ from pipelines import options as job_options
 from umx_core import SeparationSettings, settings
 from umx_core.cli import build_parser, flags
 from umx_core.errors import UMXError
+from umx_core.checks import check_whole
 from umx_core.settings import SETTINGS, Setting
 
 
@@ -88,7 +89,7 @@ def test_both_commands_and_the_template_take_their_options_from_the_table():
 def test_a_new_row_reaches_both_commands_the_template_and_the_separator(monkeypatch):
     """Adding a setting is one row: its flags, its template parameter, its field, the keyword
     `load_separator` gets and the record's parameters all follow."""
-    row = Setting("dither", "a setting made up for this test", 3, int, check=settings.check_whole(0),
+    row = Setting("dither", "a setting made up for this test", 3, int, check=check_whole(0),
                   separation=True, separator=True, stems=True, label="Dither")
     monkeypatch.setitem(SETTINGS, "dither", row)
     monkeypatch.setattr(job_options, "TABLE", {**job_options.TABLE, "dither": row})

@@ -81,6 +81,28 @@ class Progress:
               end="\n" if done >= total else "", file=sys.stderr, flush=True)
 
 
+def _number(value, unit, digits=1):
+    return "n/a" if value is None else f"{value:.{digits}f} {unit}"
+
+
+def stats_lines(analytics):
+    """`umx --stats`'s lines: one per stem and the mixture, then the vocal segments."""
+    lines = []
+    for name, stats in [("mixture", analytics["mixture"]), *analytics["stems"].items()]:
+        line = (f"  {name:<14} {_number(stats['loudness_lufs'], 'LUFS')}, peak {_number(stats['sample_peak_dbfs'], 'dBFS')}"
+                f", true peak {_number(stats['true_peak_dbtp'], 'dBTP')}")
+        if "audible_share" in stats:
+            span = ("" if stats["first_audible_seconds"] is None else
+                    f" ({stats['first_audible_seconds']:.1f}-{stats['last_audible_seconds']:.1f} s)")
+            share = "n/a" if stats["energy_share"] is None else f"{stats['energy_share']:.0%}"
+            line += f", audible {stats['audible_share']:.0%}{span}, {share} of the energy"
+        lines.append(line)
+    if analytics["instrumental"] is not None:
+        segments = ", ".join(f"{a:.1f}-{b:.1f}" for a, b in analytics["vocal_segments"])
+        lines.append("  instrumental" if analytics["instrumental"] else f"  vocal segments (s): {segments}")
+    return lines
+
+
 def _duration(seconds):
     minutes, secs = divmod(seconds, 60)
     return f"{int(minutes)}:{secs:04.1f}"
@@ -140,7 +162,7 @@ def main(argv=None):
         try:
             result = separate_file(path, outdir, separator, ext=options.codec, start=args.start,
                                    duration=args.duration, aggregate=aggregate, backend=args.audio_backend,
-                                   progress=progress)
+                                   progress=progress, analytics=options.analytics_options() if args.stats else None)
         except UMXError as exc:
             failures += 1
             print(f"umx: error: {exc}", file=sys.stderr)
@@ -152,6 +174,8 @@ def main(argv=None):
         notes = f" ({'; '.join(result.notes)})" if result.notes else ""
         print(f"{path}: {_duration(result.duration)} in {result.seconds:.1f} s ({result.realtime:.1f}x real time) "
               f"-> {outdir}/{{{','.join(result.stems)}}}.{options.codec}{notes}", flush=True)
+        if result.analytics is not None:
+            print("\n".join(stats_lines(result.analytics)), flush=True)
     return 2 if failures else 0
 
 
