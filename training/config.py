@@ -43,6 +43,12 @@ DEFAULTS = {
     "nb_channels": (2, "audio channels the model takes"),
     "bandwidth": (16000, "highest frequency (Hz) the network looks at"),
     "unidirectional": (False, "forward-only (causal) LSTM"),
+    "bridge": (False, "cross the targets' filters as X-UMX does (the mean of their encodings into every LSTM, "
+                      "the mean of their features into every decoder)"),
+    "combination_loss": (False, "X-UMX's combination loss: the MSE of every set of 1 to N-1 targets' summed "
+                                "estimates, averaged, instead of the targets' MSEs summed"),
+    "time_loss_weight": (0.0, "weight of X-UMX's time-domain weighted-SDR loss (over the same sets) added to the "
+                              "spectrogram loss: the multi-domain loss (X-UMX: 10); 0 disables it"),
     "epochs": (1000, "maximum epochs"),
     "steps_per_epoch": (None, "optimizer steps per epoch (None: every excerpt once)"),
     "batch_size": (16, "global batch size, split over replicas"),

@@ -33,7 +33,7 @@ def joint_filter(config, sample_rate, **statistics):
     kwargs = dict(nb_bins=nb_bins, nb_channels=config["nb_channels"], hidden_size=config["hidden_size"],
                   nb_layers=config["nb_layers"], unidirectional=config["unidirectional"],
                   max_bin=bandwidth_to_max_bin(sample_rate, config["n_fft"], config["bandwidth"]), **statistics)
-    model = JointSpectralFilter(config["targets"], filter_kwargs=kwargs)
+    model = JointSpectralFilter(config["targets"], filter_kwargs=kwargs, bridge=config.get("bridge", False))
     model.build((None, None, nb_bins, config["nb_channels"]))
     return model
 
@@ -49,7 +49,7 @@ def build_umx(filters, config, sample_rate):
         copy.set_weights(layer.get_weights())
         copies[target] = copy
     return UMX(list(copies), filters=copies, n_fft=config["n_fft"], n_hop=config["n_hop"],
-               nb_channels=config["nb_channels"], sample_rate=float(sample_rate))
+               nb_channels=config["nb_channels"], sample_rate=float(sample_rate), bridge=config.get("bridge", False))
 
 
 def _write(folder, name, write):

@@ -79,13 +79,15 @@ def _numpy_stems(targets, seed, index, duration, rate):
 
 def synthesize(out, tracks=8, targets=("vocals", "drums", "bass", "other"), duration=10.0, rate=44100,
                valid_fraction=0.25, seed=0, renderer="numpy", test_tracks=0, ood_tracks=0, jobs=1,
-               extra_tracks=0):
+               extra_tracks=0, more_test_tracks=0):
     """Write a stereo dataset; returns the list of track folders (written or already complete).
 
     Tracks `0 .. tracks-1` go to train/ and valid/ (the last `valid_fraction`), then
     `test_tracks` more to test/, held out from both, then (fluidsynth only) `ood_tracks` to
     test-ood/, rendered with the styles and soundfont that no other split uses, then
-    `extra_tracks` more to train/. A track folder that already holds every target is kept.
+    `extra_tracks` more to train/, then `more_test_tracks` more to test/ (numbered last, so a
+    test split grown this way keeps every song of every split). A track folder that already
+    holds every target is kept.
     """
     if renderer == "fluidsynth":
         from training import render
@@ -99,9 +101,10 @@ def synthesize(out, tracks=8, targets=("vocals", "drums", "bass", "other"), dura
     nb_valid = max(1, int(round(tracks * valid_fraction))) if tracks > 1 else 0
     jobs_args = []
     held_out_end = tracks + test_tracks + ood_tracks
-    for index in range(held_out_end + extra_tracks):
-        split = ("train" if index >= held_out_end else "test-ood" if index >= tracks + test_tracks
-                 else "test" if index >= tracks else "valid" if index >= tracks - nb_valid else "train")
+    for index in range(held_out_end + extra_tracks + more_test_tracks):
+        split = ("test" if index >= held_out_end + extra_tracks else "train" if index >= held_out_end
+                 else "test-ood" if index >= tracks + test_tracks else "test" if index >= tracks
+                 else "valid" if index >= tracks - nb_valid else "train")
         jobs_args.append((os.path.join(out, split, f"track{index:04d}"), split, index, tuple(targets), seed,
                           duration, rate, renderer))
     if jobs > 1:
@@ -192,6 +195,8 @@ def main(argv=None):
                         help="extra tracks in held-out styles and soundfont, written to test-ood/ (fluidsynth)")
     parser.add_argument("--extra-tracks", type=int, default=0,
                         help="more training tracks, rendered after the held-out ones (which stay as they were)")
+    parser.add_argument("--more-test-tracks", type=int, default=0,
+                        help="more test/ tracks, rendered after every other track (which stay as they were)")
     parser.add_argument("--renderer", choices=("numpy", "fluidsynth"), default="numpy",
                         help="numpy tones (no system packages) or General MIDI songs through fluidsynth")
     parser.add_argument("--jobs", type=int, default=1, help="tracks rendered in parallel processes")
@@ -204,7 +209,8 @@ def main(argv=None):
     else:
         folders = synthesize(args.out, args.tracks, args.targets, args.duration, args.rate, args.valid_fraction,
                              args.seed, renderer=args.renderer, test_tracks=args.test_tracks,
-                             ood_tracks=args.ood_tracks, jobs=args.jobs, extra_tracks=args.extra_tracks)
+                             ood_tracks=args.ood_tracks, jobs=args.jobs, extra_tracks=args.extra_tracks,
+                             more_test_tracks=args.more_test_tracks)
     print(f"wrote {len(folders)} tracks x {len(args.targets)} targets to {args.out}")
 
 if __name__ == "__main__":

@@ -123,7 +123,7 @@ class Trainer:
         self.early.restore(saved.get("early_stopping", {}))
         # the end-to-end model over the same filter layers, for audio examples
         self.umx = UMX(c["targets"], filters=self.model.filters, n_fft=c["n_fft"], n_hop=c["n_hop"],
-                       nb_channels=c["nb_channels"], sample_rate=self.train_set.sample_rate)
+                       nb_channels=c["nb_channels"], sample_rate=self.train_set.sample_rate, bridge=c.get("bridge", False))
         self.writer = tf.summary.create_file_writer(os.path.join(self.local, "logs")) if self.chief else None
         self.train_step = tf.function(self._distributed_step)
         # the forward and backward pass as one XLA program, the recurrences' many small steps fused
@@ -148,10 +148,10 @@ class Trainer:
         """`(per-target loss (targets,), gradients)` of one replica's batch."""
         import tensorflow as tf
 
-        batch = self.config["batch_size"]
-        with tf.GradientTape() as tape:
-            per_target = tf.reduce_sum(self.losses(mixture, stems, training=True), axis=0) / batch
-            loss = tf.reduce_sum(per_target)
+        from training.losses import objective
+
+        with tf.GradientTape() as tape:  # each replica's share of the mean: gradients are summed over replicas
+            per_target, loss = (x / self.replicas for x in objective(self.model, mixture, stems, self.config))
         return per_target, tape.gradient(loss, self.model.trainable_variables)
 
     def _replica_step(self, mixture, stems):

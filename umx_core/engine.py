@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from umx_core import chunking, settings
-from umx_core.nn.model import apply_filter
+from umx_core.nn.model import apply_filter, bridged_filters
 from umx_core.nn.transforms import overlap_add, stft_frames
 
 Piece = collections.namedtuple("Piece", "key chunk audio")
@@ -70,10 +70,25 @@ def _filter_programs(layers, jit):
             def run(values, mix, lengths, offsets, width, template=layer):
                 with keras.StatelessScope(state_mapping=list(zip(template.weights, values))):
                     estimate = apply_filter(template, mix, lengths, centre=(offsets, width))
-                    return tf.cast(estimate, tf.float32)
+                    return tf.cast(estimate, tf.float32)[:, None]  # (n, 1 target, width, bins, ch)
 
             programs[key] = tf.function(run, jit_compile=jit, autograph=False)
     return [(programs[key], tuple(layer.weights)) for key, layer in zip(keys, layers)]
+
+
+def _bridged_program(layers, jit):
+    """`[(program, weights)]`: one program for every target of a bridged (X-UMX) joint filter, which
+    computes them together: `(n, targets, width, bins, ch)`."""
+    import keras
+
+    weights = tuple(w for layer in layers for w in layer.weights)
+
+    def run(values, mix, lengths, offsets, width):
+        with keras.StatelessScope(state_mapping=list(zip(weights, values))):
+            estimates = bridged_filters(layers, mix, lengths, centre=(offsets, width))
+            return tf.cast(tf.stack(estimates, axis=1), tf.float32)
+
+    return [(tf.function(run, jit_compile=jit, autograph=False), weights)]
 
 
 class ChunkEngine:
@@ -113,14 +128,15 @@ class ChunkEngine:
         if self.runtime == "openvino":  # the filters leave TensorFlow; STFT and EM stay
             from umx_core.runtime.openvino import OpenVINOFilters
 
-            self._openvino = OpenVINOFilters(model.joint.filter_layers, model.targets, self.n_fft // 2 + 1,
-                                             model.nb_channels, self.precision)
+            self._openvino = OpenVINOFilters(model.joint.filter_layers, list(model.joint.filters), self.n_fft // 2 + 1,
+                                             model.nb_channels, self.precision, model.joint.bridge)
             self.precision = self._openvino.precision  # what runs: float32 on a CPU without bfloat16
             self._em_stage_call = tf.function(self._em_stage, autograph=False)
         else:
             if self.precision != "float32":
                 _compute_in(model.joint.filter_layers, self.precision)
-            self.filter_programs = _filter_programs(model.joint.filter_layers, jit)
+            make = _bridged_program if model.joint.bridge else _filter_programs
+            self.filter_programs = make(model.joint.filter_layers, jit)
 
     def plan(self, nb_frames):
         """`(chunks, width)`: the `chunking.Chunk`s of a track of `nb_frames` STFT frames, and the
@@ -159,7 +175,8 @@ class ChunkEngine:
             mix, magnitude = self._stft(tf.constant(audio))
             frames = self.segment or int(centres.max())
             estimates = self._openvino(magnitude.numpy(), lengths, offsets, frames)
-            stems = self._em_stage_call(tf.constant(estimates), mix, tf.constant(offsets), tf.constant(centres))
+            estimates = self.model.joint.outputs_of(tf.constant(estimates))
+            stems = self._em_stage_call(estimates, mix, tf.constant(offsets), tf.constant(centres))
             stems = stems.numpy()
         else:
             if channels not in self._calls:
@@ -221,8 +238,9 @@ class ChunkEngine:
         """
         mix, magnitude = self._stft(audio)
         width = self._width(centres)
-        estimates = tf.stack([program([tf.convert_to_tensor(w) for w in weights], magnitude, lengths, offsets, width)
-                              for program, weights in self.filter_programs], axis=1)
+        estimates = tf.concat([program([tf.convert_to_tensor(w) for w in weights], magnitude, lengths, offsets, width)
+                               for program, weights in self.filter_programs], axis=1)
+        estimates = self.model.joint.outputs_of(estimates)  # a bridged model computes every filter
         return self._em_stage(estimates, mix, offsets, centres)
 
     def _em_stage(self, estimates, mix, offsets, centres):

@@ -125,12 +125,20 @@ def _openunmix_folder(path, local):
 
 
 def select_targets(separator, targets):
-    """A Separator over a subset of another's targets (same weights and settings)."""
+    """A Separator over a subset of another's targets (same weights and settings). A bridged (X-UMX)
+    model keeps every filter: each target's estimate depends on all of them."""
     missing = [t for t in targets if t not in separator.targets]
     if missing:
         raise UMXError(f"the model has no target(s) {missing}; it has {separator.targets}")
-    layers = dict(zip(separator.targets, separator.model.joint.filter_layers))
+    joint = separator.model.joint
     settings = {k: v for k, v in separator.config().items() if k in SAVED_SETTINGS}
+    if joint.bridge:
+        from umx_core.nn.umx import UMX
+
+        model = UMX(list(targets), filters=joint.filters, n_fft=separator.n_fft, n_hop=separator.n_hop,
+                    nb_channels=separator.nb_channels, sample_rate=separator.sample_rate, bridge=True)
+        return Separator(model, **separator.run_knobs(), **settings)
+    layers = joint.filters
     return Separator({t: layers[t] for t in targets}, sample_rate=separator.sample_rate, n_fft=separator.n_fft,
                      n_hop=separator.n_hop, nb_channels=separator.nb_channels, **separator.run_knobs(), **settings)
 

@@ -52,6 +52,18 @@ def test_extra_tracks_train_on_more_songs_and_leave_the_held_out_ones_as_they_we
         assert digest(os.path.join(more, "train", track)) == digest(os.path.join(root, "train", track))
 
 
+def test_more_test_tracks_grow_the_test_split_and_leave_every_other_song_as_it_was(tmp_path):
+    first, grown = str(tmp_path / "first"), str(tmp_path / "grown")
+    synthesize(first, tracks=3, targets=TARGETS, duration=1.0, rate=RATE, seed=3, test_tracks=1, extra_tracks=1)
+    synthesize(grown, tracks=3, targets=TARGETS, duration=1.0, rate=RATE, seed=3, test_tracks=1, extra_tracks=1,
+               more_test_tracks=2)
+    assert sorted(os.listdir(os.path.join(grown, "test"))) == ["track0003", "track0005", "track0006"]
+    for split in os.listdir(first):
+        for track in os.listdir(os.path.join(first, split)) if split != ".synthesize.json" else ():
+            assert digest(os.path.join(grown, split, track)) == digest(os.path.join(first, split, track))
+    assert digest(os.path.join(grown, "test", "track0005")) != digest(os.path.join(grown, "test", "track0003"))
+
+
 def test_a_second_run_renders_only_the_tracks_not_complete(tmp_path):
     out = str(tmp_path / "resumed")
     synthesize(out, tracks=3, targets=TARGETS, duration=1.0, rate=RATE, seed=4)

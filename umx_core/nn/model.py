@@ -54,18 +54,8 @@ class BLSTMSpectralFilterLayer(keras.layers.Layer):
         float32 `(batch, frames or width, nb_bins, nb_channels)` target magnitude.
     """
 
-    def __init__(
-        self,
-        nb_bins=2049,
-        nb_channels=2,
-        hidden_size=512,
-        nb_layers=3,
-        unidirectional=False,
-        max_bin=None,
-        input_mean=None,
-        input_scale=None,
-        **kwargs,
-    ):
+    def __init__(self, nb_bins=2049, nb_channels=2, hidden_size=512, nb_layers=3, unidirectional=False, max_bin=None,
+                 input_mean=None, input_scale=None, **kwargs):
         super().__init__(**kwargs)
         self.nb_bins = int(nb_bins)
         self.nb_channels = int(nb_channels)
@@ -114,17 +104,26 @@ class BLSTMSpectralFilterLayer(keras.layers.Layer):
 
     def call(self, mix, lengths=None, training=False, offsets=None, width=None):
         """Estimated magnitudes for mixture magnitudes (see the class docstring for shapes)."""
+        x = self.encode(mix, training)
+        x = tf.concat([x, self.lstm(x, lengths=lengths, training=training)], axis=-1)
+        if offsets is not None:
+            x, mix = centre_frames(x, offsets, width), centre_frames(mix, offsets, width)
+        return self.decode(x, mix, training)
+
+    def encode(self, mix, training=False):
+        """The LSTM's input: `(batch, frames, hidden_size)` from `(batch, frames, nb_bins, nb_channels)`."""
         batch, nb_frames = tf.shape(mix)[0], tf.shape(mix)[1]
         x = mix[:, :, : self.max_bin, :]
         # per-bin scaler, broadcast over channels (bins are the second-to-last axis)
         x = (x + self.input_mean[:, None]) * self.input_scale[:, None]
         # flatten (bins, channels) bin-major; convert.py permutes torch's channel-major weights to this
         x = tf.reshape(x, [batch, nb_frames, self.max_bin * self.nb_channels])
-        x = tf.tanh(self.bn1(self.fc1(x), training=training))
-        x = tf.concat([x, self.lstm(x, lengths=lengths, training=training)], axis=-1)
-        if offsets is not None:
-            x, mix = centre_frames(x, offsets, width), centre_frames(mix, offsets, width)
-            nb_frames = tf.shape(x)[1]
+        return tf.tanh(self.bn1(self.fc1(x), training=training))
+
+    def decode(self, x, mix, training=False):
+        """The target's magnitude `(batch, frames, nb_bins, nb_channels)` from the skip and LSTM
+        features `(batch, frames, 2 * hidden_size)` and the mixture magnitude of the same frames."""
+        batch, nb_frames = tf.shape(x)[0], tf.shape(x)[1]
         x = tf.nn.relu(self.bn2(self.fc2(x), training=training))
         x = self.bn3(self.fc3(x), training=training)
         x = tf.reshape(x, [batch, nb_frames, self.nb_bins, self.nb_channels])
@@ -167,6 +166,35 @@ def apply_filter(layer, mix, lengths=None, training=False, centre=None):
     return out if centre is None else centre_frames(out, *centre)
 
 
+def bridged_filters(layers, mix, lengths=None, training=False, centre=None):
+    """X-UMX's crossing of the targets' filters (CrossNet-Open-Unmix, Sawata et al. 2021): every
+    target's LSTM reads the mean of the targets' encodings, and every target's decoder reads the
+    mean over targets of [its own encoding, its LSTM's output]. No weights of its own.
+
+    Args:
+        layers: `BLSTMSpectralFilterLayer`s of the same hidden size, one per target.
+        mix, lengths, centre: as `apply_filter`.
+    Returns:
+        one `(batch, frames or width, bins, channels)` magnitude per layer.
+    """
+    encoded = [layer.encode(mix, training) for layer in layers]
+    shared = tf.add_n(encoded) / len(layers)  # the first bridge
+    features = tf.add_n([tf.concat([own, layer.lstm(shared, lengths=lengths, training=training)], axis=-1)
+                         for own, layer in zip(encoded, layers)]) / len(layers)  # the second bridge
+    if centre is not None:
+        features, mix = centre_frames(features, *centre), centre_frames(mix, *centre)
+    return [layer.decode(features, mix, training) for layer in layers]
+
+
+def check_bridgeable(filters):
+    """ValueError unless `{target: layer}` can be bridged: BLSTM filters of one hidden size, two or more."""
+    layers = list(filters.values())
+    if len(layers) < 2 or not all(isinstance(layer, BLSTMSpectralFilterLayer) for layer in layers):
+        raise ValueError("bridging needs two or more BLSTMSpectralFilterLayer filters")
+    if len({(layer.hidden_size, layer.lstm.directions * layer.lstm.units) for layer in layers}) > 1:
+        raise ValueError("bridged filters must share one hidden size")
+
+
 def _target_filters(targets, filter_factory, **filter_kwargs):
     """One filter layer per target name, named after the target."""
     targets = list(targets)
@@ -178,7 +206,8 @@ def _target_filters(targets, filter_factory, **filter_kwargs):
     return {name: factory(name=name, **filter_kwargs) for name in targets}
 
 
-def get_joint_spectral_filter(targets, nb_bins=2049, nb_channels=2, filter_factory=None, **filter_kwargs):
+def get_joint_spectral_filter(targets, nb_bins=2049, nb_channels=2, filter_factory=None, bridge=False,
+                              **filter_kwargs):
     """A functional `keras.Model` from mixture magnitude to every target's magnitude.
 
     Args:
@@ -186,6 +215,8 @@ def get_joint_spectral_filter(targets, nb_bins=2049, nb_channels=2, filter_facto
         nb_bins, nb_channels: input shape `(batch, frames, nb_bins, nb_channels)`.
         filter_factory: callable `(name=..., **filter_kwargs) -> Layer` with the
             `BLSTMSpectralFilterLayer` contract; default `BLSTMSpectralFilterLayer`.
+        bridge: cross the targets' filters as X-UMX does (`bridged_filters`): every target in
+            one program, so every target is computed even where fewer are asked for.
         **filter_kwargs: passed to each filter (hidden_size, nb_layers, max_bin, ...).
     Returns:
         keras.Model: `(batch, frames, nb_bins, nb_channels)` -> `(batch, targets, frames, nb_bins, nb_channels)`.
@@ -194,6 +225,9 @@ def get_joint_spectral_filter(targets, nb_bins=2049, nb_channels=2, filter_facto
         filter_kwargs.update(nb_bins=nb_bins, nb_channels=nb_channels)
     filters = _target_filters(targets, filter_factory, **filter_kwargs)
     mix = keras.Input((None, nb_bins, nb_channels), name="mixture_magnitude")
+    if bridge:
+        joint = JointSpectralFilter(list(filters), filters=filters, bridge=True, name="crossing")
+        return keras.Model(mix, joint(mix), name="joint_spectral_filter")
     outputs = [keras.layers.Reshape((1, -1, nb_bins, nb_channels))(layer(mix)) for layer in filters.values()]
     stacked = outputs[0] if len(outputs) == 1 else keras.layers.Concatenate(axis=1)(outputs)
     return keras.Model(mix, stacked, name="joint_spectral_filter")
@@ -206,8 +240,11 @@ class JointSpectralFilter(keras.Model):
     Args:
         targets: target names, one or more.
         filters: optional `{name: Layer}` to use instead of building BLSTM filters
-            (any Layer with the `BLSTMSpectralFilterLayer` contract).
-        **filter_kwargs: `BLSTMSpectralFilterLayer` arguments when `filters` is not given.
+            (any Layer with the `BLSTMSpectralFilterLayer` contract). Bridged, they may be more
+            than the targets: every filter runs, since each feeds the others, and the targets'
+            estimates come out.
+        filter_kwargs: `BLSTMSpectralFilterLayer` arguments when `filters` is not given.
+        bridge: cross the filters as X-UMX does (`bridged_filters`).
 
     Call args:
         mix: float32 `(batch, frames, bins, channels)`.
@@ -216,22 +253,31 @@ class JointSpectralFilter(keras.Model):
         float32 `(batch, targets, frames, bins, channels)`.
     """
 
-    def __init__(self, targets, filters=None, filter_kwargs=None, name="joint_spectral_filter", **kwargs):
+    def __init__(self, targets, filters=None, filter_kwargs=None, bridge=False, name="joint_spectral_filter", **kwargs):
         super().__init__(name=name, **kwargs)
         self.targets = list(targets)
         self.filter_kwargs = dict(filter_kwargs or {})
-        if filters is not None:
-            if list(filters) != self.targets:
-                raise ValueError(f"filters {list(filters)} do not match targets {self.targets}")
-        else:
+        self.bridge = bool(bridge)
+        if filters is None:
             filters = _target_filters(self.targets, None, **self.filter_kwargs)
-        # a list, in target order: Keras saves list items by position, which reloads reliably
-        self.filter_layers = [filters[name] for name in self.targets]
+        elif list(filters) != self.targets and not (self.bridge and set(self.targets) <= set(filters)):
+            raise ValueError(f"filters {list(filters)} do not match targets {self.targets}")
+        if self.bridge:
+            check_bridgeable(filters)
+        self.filter_names = list(filters) if self.bridge else self.targets
+        # a list, in filter order: Keras saves list items by position, which reloads reliably
+        self.filter_layers = [filters[name] for name in self.filter_names]
 
     @property
     def filters(self):
-        """`{target: filter layer}` in target order."""
-        return dict(zip(self.targets, self.filter_layers))
+        """`{name: filter layer}` of every filter, in order (the targets' order unless bridged)."""
+        return dict(zip(self.filter_names, self.filter_layers))
+
+    def outputs_of(self, estimates):
+        """The targets' rows of `(batch, filters, ...)` estimates of every filter."""
+        if self.filter_names == self.targets:
+            return estimates
+        return tf.gather(estimates, [self.filter_names.index(t) for t in self.targets], axis=1)
 
     def build(self, input_shape):
         """Create the weights for `(batch, frames, bins, channels)` inputs."""
@@ -242,7 +288,9 @@ class JointSpectralFilter(keras.Model):
 
     def call(self, mix, lengths=None, training=False):
         """Estimated magnitudes for mixture magnitudes (see the class docstring for shapes)."""
+        if self.bridge:
+            return self.outputs_of(tf.stack(bridged_filters(self.filter_layers, mix, lengths, training), axis=1))
         return tf.stack([apply_filter(layer, mix, lengths, training) for layer in self.filter_layers], axis=1)
 
     def get_config(self):
-        return {"targets": self.targets, "filter_kwargs": self.filter_kwargs, "name": self.name}
+        return {"targets": self.targets, "filter_kwargs": self.filter_kwargs, "bridge": self.bridge, "name": self.name}

@@ -21,6 +21,7 @@ class UMX(keras.Model):
         nb_channels: channels the filters take (1 for a mono model, which averages magnitudes).
         sample_rate: the rate the model was trained at (informational; no resampling here).
         niter, softmask, residual, wiener_win_len, eps: EM settings (see `ExpectationMaximization`).
+        bridge: cross the targets' filters as X-UMX does (`umx_core.nn.model.bridged_filters`).
 
     Call args:
         audio: float32 `(batch, channels, samples)`, any length above `n_fft // 2`.
@@ -42,6 +43,7 @@ class UMX(keras.Model):
         residual=False,
         wiener_win_len=300,
         eps=1e-10,
+        bridge=False,
         name="umx",
         **kwargs,
     ):
@@ -58,7 +60,7 @@ class UMX(keras.Model):
         self.stft = STFTLayer(self.n_fft, self.n_hop, center=True, name="stft")
         self.istft = ISTFTLayer(self.n_fft, self.n_hop, center=True, name="istft")
         self.norm = ComplexNorm(mono=self.nb_channels == 1, name="magnitude")
-        self.joint = JointSpectralFilter(self.targets, filters=filters, filter_kwargs=filter_kwargs)
+        self.joint = JointSpectralFilter(self.targets, filters=filters, filter_kwargs=filter_kwargs, bridge=bridge)
         self.em = ExpectationMaximization(
             iterations=niter, softmask=softmask, residual=residual, eps=eps, wiener_win_len=wiener_win_len, name="em"
         )
@@ -101,6 +103,7 @@ class UMX(keras.Model):
             "residual": self.em.residual,
             "wiener_win_len": self.em.wiener_win_len,
             "eps": self.em.eps,
+            "bridge": self.joint.bridge,
         }
 
     @classmethod

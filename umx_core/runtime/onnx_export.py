@@ -143,28 +143,54 @@ def _centre(g, x, offsets, width, frames, rank):
     return g.op("GatherElements", [x, g.op("Expand", [index, shape])], axis=1)
 
 
-def _filter(g, layer, magnitude, lengths, offsets, width, frames, form):
-    """One `BLSTMSpectralFilterLayer`: `(batch, width, bins, channels)` magnitude estimate."""
-    bins, channels, max_bin = layer.nb_bins, layer.nb_channels, layer.max_bin
+def _per_feature(layer, weight):
+    """A per-bin vector of `layer` repeated over its channels (bins and channels flattened bin-major)."""
+    return np.repeat(np.asarray(weight.numpy(), np.float64), layer.nb_channels)
+
+
+def _encode(g, layer, magnitude):
+    """A `BLSTMSpectralFilterLayer`'s LSTM input `(batch, frames, hidden)`; its input scaling goes into fc1."""
+    max_bin = layer.max_bin
     x = g.op("Slice", [magnitude, g.const(np.array([0], np.int64)), g.const(np.array([max_bin], np.int64)),
                        g.const(np.array([2], np.int64))])
-    # bins and channels flattened bin-major, as the layer does; its input scaling goes into fc1
-    x = g.op("Reshape", [x, g.const(np.array([0, 0, max_bin * channels], np.int64))])
-    per_feature = lambda v: np.repeat(np.asarray(v.numpy(), np.float64), channels)  # noqa: E731 (bin-major)
-    scaling = (per_feature(layer.input_mean), per_feature(layer.input_scale))
-    x = g.op("Tanh", [_dense_bn(g, x, layer.fc1, layer.bn1, "fc1", before=scaling)])
-    x = g.op("Concat", [x, _lstm(g, x, layer.lstm, lengths, form)], axis=-1)
-    x = _centre(g, x, offsets, width, frames, 3)
-    mix = _centre(g, magnitude, offsets, width, frames, 4)
-    x = g.op("Relu", [_dense_bn(g, x, layer.fc2, layer.bn2, "fc2")])
-    # the output scaling goes into fc3
-    x = _dense_bn(g, x, layer.fc3, layer.bn3, "fc3", after=(per_feature(layer.output_scale),
-                                                          per_feature(layer.output_mean)))
-    x = g.op("Reshape", [x, g.const(np.array([0, 0, bins, channels], np.int64))])
+    x = g.op("Reshape", [x, g.const(np.array([0, 0, max_bin * layer.nb_channels], np.int64))])
+    scaling = (_per_feature(layer, layer.input_mean), _per_feature(layer, layer.input_scale))
+    return g.op("Tanh", [_dense_bn(g, x, layer.fc1, layer.bn1, "fc1", before=scaling)])
+
+
+def _decode(g, layer, features, mix):
+    """The target's magnitude from `(batch, width, 2 hidden)` features and the mixture's frames;
+    the output scaling goes into fc3."""
+    x = g.op("Relu", [_dense_bn(g, features, layer.fc2, layer.bn2, "fc2")])
+    x = _dense_bn(g, x, layer.fc3, layer.bn3, "fc3", after=(_per_feature(layer, layer.output_scale),
+                                                          _per_feature(layer, layer.output_mean)))
+    x = g.op("Reshape", [x, g.const(np.array([0, 0, layer.nb_bins, layer.nb_channels], np.int64))])
     return g.op("Mul", [g.op("Relu", [x]), mix])
 
 
-def filters_to_onnx(layers, targets, nb_bins, nb_channels, form="bidirectional"):
+def _mean(g, names):
+    """The mean of equally shaped tensors."""
+    total = g.op("Sum", names) if len(names) > 1 else names[0]
+    return g.op("Mul", [total, g.const(np.array(1.0 / len(names), np.float32))])
+
+
+def _filters(g, layers, magnitude, lengths, offsets, width, frames, form, bridge):
+    """Every target's `(batch, width, bins, channels)` estimate, crossed as X-UMX does when `bridge`
+    (`umx_core.nn.model.bridged_filters`)."""
+    mix = _centre(g, magnitude, offsets, width, frames, 4)
+    encoded = [_encode(g, layer, magnitude) for layer in layers]
+    if bridge:
+        shared = _mean(g, encoded)
+        features = _mean(g, [g.op("Concat", [own, _lstm(g, shared, layer.lstm, lengths, form)], axis=-1)
+                             for own, layer in zip(encoded, layers)])
+        features = _centre(g, features, offsets, width, frames, 3)
+        return [_decode(g, layer, features, mix) for layer in layers]
+    return [_decode(g, layer, _centre(g, g.op("Concat", [x, _lstm(g, x, layer.lstm, lengths, form)], axis=-1),
+                                      offsets, width, frames, 3), mix)
+            for x, layer in zip(encoded, layers)]
+
+
+def filters_to_onnx(layers, targets, nb_bins, nb_channels, form="bidirectional", bridge=False):
     """The ONNX model (`onnx.ModelProto`) of a joint filter's layers (see the module docstring).
 
     Args:
@@ -175,6 +201,7 @@ def filters_to_onnx(layers, targets, nb_bins, nb_channels, form="bidirectional")
             "bidirectional" (the default, ONNX's own op with `sequence_lens`) is the portable
             file; OpenVINO's CPU plugin fuses only LSTMs without `sequence_lens` (it runs the
             others as a generic loop), so it runs "split", or "unpadded" where no sequence is padded.
+        bridge: the layers crossed as X-UMX does (a bridged joint filter's).
     Raises:
         UMXError for a filter that is not a `BLSTMSpectralFilterLayer` (a custom layer has no
         ONNX form here), or without the onnx package.
@@ -192,7 +219,7 @@ def filters_to_onnx(layers, targets, nb_bins, nb_channels, form="bidirectional")
     frames = g.op("Gather", [g.op("Shape", ["magnitude"]), g.const(np.array(1, np.int64))], "frames")
     if form not in FORMS:
         raise ValueError(f"form must be one of {FORMS}, got {form!r}")
-    outputs = [_filter(g, layer, "magnitude", lengths, "offsets", "width", frames, form) for layer in layers]
+    outputs = _filters(g, layers, "magnitude", lengths, "offsets", "width", frames, form, bridge)
     outputs = [g.op("Unsqueeze", [o, g.const(np.array([1], np.int64))]) for o in outputs]
     stacked = g.op("Concat", outputs, axis=1) if len(outputs) > 1 else g.op("Identity", outputs)
     g.nodes.append(helper.make_node("Identity", [stacked], ["estimates"]))
@@ -217,15 +244,18 @@ def export(separator, path, metadata=None):
 
     The file's metadata carries what a caller needs for the STFT around it (`targets`,
     `sample_rate`, `n_fft`, `n_hop`, `nb_channels`, the separator's settings) and the code version.
+    A bridged separator over some of its model's targets writes every target: each needs the others.
     """
     import json
 
     from umx_core import storage
 
-    model = filters_to_onnx(separator.model.joint.filter_layers, separator.targets, separator.n_fft // 2 + 1,
-                            separator.nb_channels)
+    joint = separator.model.joint
+    targets = list(joint.filters)
+    model = filters_to_onnx(joint.filter_layers, targets, separator.n_fft // 2 + 1, separator.nb_channels,
+                            bridge=joint.bridge)
     config = {**(metadata or {}), **separator.config()}
-    props = {"targets": ",".join(separator.targets), "sample_rate": str(separator.sample_rate),
+    props = {"targets": ",".join(targets), "sample_rate": str(separator.sample_rate),
              "n_fft": str(separator.n_fft), "n_hop": str(separator.n_hop), "nb_channels": str(separator.nb_channels),
              "separator": json.dumps(config)}
     _onnx().helper.set_model_props(model, props)

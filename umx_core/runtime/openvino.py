@@ -38,11 +38,11 @@ class OpenVINOFilters:
     in (numpy, as `onnx_export`'s inputs), every target's estimate out.
 
     Args:
-        layers, targets, nb_bins, nb_channels: as `onnx_export.filters_to_onnx`.
+        layers, targets, nb_bins, nb_channels, bridge: as `onnx_export.filters_to_onnx`.
         precision: "float32", or "bfloat16" (OpenVINO's bf16 inference hint, where the CPU has it).
     """
 
-    def __init__(self, layers, targets, nb_bins, nb_channels, precision="float32"):
+    def __init__(self, layers, targets, nb_bins, nb_channels, precision="float32", bridge=False):
         from umx_core.runtime.onnx_export import filters_to_onnx
 
         ov = _openvino()
@@ -53,9 +53,12 @@ class OpenVINOFilters:
                 "precision bfloat16: this CPU has no bfloat16 dot products (AVX512-BF16 or AMX); OpenVINO runs float32")
             self.precision = "float32"
         self.core = core
-        # sequences that fill the frames (all but a track's last chunk) run the unpadded form
-        self.models = {form: core.read_model(filters_to_onnx(layers, targets, nb_bins, nb_channels, form)
-                                             .SerializeToString()) for form in ("split", "unpadded")}
+        # sequences that fill the frames (all but a track's last chunk) run the unpadded form; padded
+        # ones the split form, except in a bridged model, where OpenVINO computes the split form
+        # wrong and the (slower) bidirectional one right
+        self.padded = "bidirectional" if bridge else "split"
+        self.models = {form: core.read_model(filters_to_onnx(layers, targets, nb_bins, nb_channels, form, bridge)
+                                             .SerializeToString()) for form in (self.padded, "unpadded")}
         self.config = {"INFERENCE_PRECISION_HINT": {"bfloat16": "bf16", "float32": "f32"}[self.precision]}
         self.requests = {}  # (form, batch, frames) -> an infer request of that form compiled for that shape
 
@@ -87,8 +90,8 @@ class OpenVINOFilters:
         lengths, offsets = np.asarray(lengths), np.asarray(offsets)
         full = lengths == magnitude.shape[1]
         if full.all() or not full.any():
-            return self._run("unpadded" if full.all() else "split", magnitude, lengths, offsets, width)
+            return self._run("unpadded" if full.all() else self.padded, magnitude, lengths, offsets, width)
         out = np.empty((len(lengths), len(self.targets), int(width)) + magnitude.shape[2:], np.float32)
-        for form, rows in (("unpadded", full), ("split", ~full)):
+        for form, rows in (("unpadded", full), (self.padded, ~full)):
             out[rows] = self._run(form, magnitude[rows], lengths[rows], offsets[rows], width)
         return out
