@@ -98,7 +98,9 @@ demo-data: $(DEMO)/data/5stems/.done $(DEMO)/data/2stems/.done
 demo-model-%: $(DEMO)/data/%/.done system-deps
 	$(BIN)/python -m training.train --profile demo-$* --root $(DEMO)/data/$* --output $(DEMO)/runs/demo-$*
 	for split in test test-ood; do $(BIN)/python -m training.evaluate --model $(DEMO)/runs/demo-$*/separator \
-		--root $(DEMO)/data/$* --split $$split --baselines --jobs $(DEMO_JOBS) --out $(DEMO)/runs/demo-$*/eval-$$split || exit 1; done
+		--root $(DEMO)/data/$* --split $$split --baselines --jobs $(DEMO_JOBS) --out $(DEMO)/runs/demo-$*/eval-$$split && \
+		$(BIN)/python -m training.evaluate --model $(DEMO)/runs/demo-$*/separator --root $(DEMO)/data/$* \
+		--split $$split --audible-db 50 --jobs $(DEMO_JOBS) --out $(DEMO)/runs/demo-$*/eval-$$split-audible || exit 1; done
 
 demo-models: demo-model-5stems demo-model-2stems
 	mkdir -p umx_core/models docs/img
@@ -106,6 +108,8 @@ demo-models: demo-model-5stems demo-model-2stems
 		cp -r $$run/separator umx_core/models/demo-$$m && \
 		cp $$run/eval-test/summary.json umx_core/models/demo-$$m/evaluation.json && \
 		cp $$run/eval-test-ood/summary.json umx_core/models/demo-$$m/evaluation-ood.json && \
+		cp $$run/eval-test-audible/summary.json umx_core/models/demo-$$m/evaluation-audible.json && \
+		cp $$run/eval-test-ood-audible/summary.json umx_core/models/demo-$$m/evaluation-ood-audible.json && \
 		cp $$run/eval-test/sdr.png docs/img/demo-$$m-sdr.png && \
 		cp $$run/eval-test-ood/sdr.png docs/img/demo-$$m-sdr-ood.png || exit 1; done
 	$(BIN)/python -m training.demo_table docs/models.md umx_core/models/demo-5stems umx_core/models/demo-2stems

@@ -71,6 +71,12 @@ def parse_known_args(argv):
     problems = []
     if not known.input and not known.input_list:
         problems.append("give --input PATTERN or --input_list FILE")
+    # a word that follows no flag (`--targets bass vocals`) would reach Beam, which ignores it
+    strays = [a for i, a in enumerate(beam_args) if not a.startswith("-")
+              and (i == 0 or not beam_args[i - 1].startswith("--") or "=" in beam_args[i - 1])]
+    if strays:
+        problems.append(f"unexpected argument(s) {' '.join(strays)}: a list takes one comma-separated value "
+                        "(--targets vocals,drums)")
     problems += [f"give {s.flag('job')} ({s.help})" for s in JOB_SETTINGS.values()
                  if s.required and not getattr(known, s.name)]
     try:

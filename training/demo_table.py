@@ -1,8 +1,10 @@
 """The demo-model table of docs/models.md from the shipped models' scores: `python -m training.demo_table FILE MODEL...`.
 
 Each model folder holds `evaluation.json` (the in-distribution test split) and
-`evaluation-ood.json` (the out-of-distribution one), as `make demo-models` writes them. The
-table replaces what stands between the `<!-- demo-table -->` and `<!-- /demo-table -->` lines.
+`evaluation-ood.json` (the out-of-distribution one), as `make demo-models` writes them, and beside
+each the model's scores where each part sounds (`training.evaluate --audible-db`,
+`evaluation-audible.json` and `evaluation-ood-audible.json`; `n/a` without them). The table
+replaces what stands between the `<!-- demo-table -->` and `<!-- /demo-table -->` lines.
 """
 
 import json
@@ -15,8 +17,11 @@ START, END = "<!-- demo-table -->", "<!-- /demo-table -->"
 COLUMNS = ("model", "mixture", "irm")
 
 
-def _evaluation(folder, name):
-    with open(os.path.join(folder, name)) as f:
+def _evaluation(folder, name, required=True):
+    path = os.path.join(folder, name)
+    if not required and not os.path.exists(path):
+        return {"median": {"model": {}}}
+    with open(path) as f:
         return json.load(f)
 
 
@@ -36,29 +41,34 @@ def _cell(value, bold=False):
 def table(folders):
     """Markdown rows: per model and target, median SDR in and out of distribution with both baselines
     and the songs behind the model's medians."""
-    head = ("| model | target | SDR test | songs | mixture | IRM | SDR out-of-distribution | songs | mixture | IRM |\n"
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    head = ("| model | target | SDR test | audible | songs | mixture | IRM | SDR out-of-distribution | audible | songs "
+            "| mixture | IRM |\n" + "| --- " * 12 + "|")
     rows = [head]
     for folder in folders:
         name = os.path.basename(os.path.normpath(folder))
         with open(os.path.join(folder, "separator.json")) as f:
             version = json.load(f).get("code_version", "?")
         splits = [_evaluation(folder, "evaluation.json"), _evaluation(folder, "evaluation-ood.json")]
+        audible = [_evaluation(folder, n, required=False) for n in ("evaluation-audible.json",
+                                                                     "evaluation-ood-audible.json")]
         targets = list(splits[0]["median"]["model"])
-        means = [[] for _ in range(6)]
+        means = [[] for _ in range(8)]
         for target in targets:
-            values = [split["median"][c][target]["SDR"] for split in splits for c in COLUMNS]
+            values = [v for split, more in zip(splits, audible)
+                      for v in [split["median"]["model"][target]["SDR"],
+                                more["median"]["model"].get(target, {}).get("SDR")]
+                      + [split["median"][c][target]["SDR"] for c in COLUMNS[1:]]]
             for column, v in zip(means, values):
-                if v is not None:
-                    column.append(v)
-            cells = [_cell(v, i % 3 == 0) for i, v in enumerate(values)]
-            cells = cells[:1] + [_songs(splits[0], target)] + cells[1:4] + [_songs(splits[1], target)] + cells[4:]
+                column.append(v)
+            cells = [_cell(v, i % 4 == 0) for i, v in enumerate(values)]
+            cells = cells[:2] + [_songs(splits[0], target)] + cells[2:6] + [_songs(splits[1], target)] + cells[6:]
             rows.append(f"| `{name}` | {target} | " + " | ".join(cells) + " |")
         if len(targets) > 2:
-            cells = [_cell(sum(c) / len(c) if c else None, i % 3 == 0) for i, c in enumerate(means)]
-            cells = cells[:1] + [""] + cells[1:4] + [""] + cells[4:]
+            # a target without a score leaves the mean unknown
+            cells = [_cell(None if None in c else sum(c) / len(c), i % 4 == 0) for i, c in enumerate(means)]
+            cells = cells[:2] + [""] + cells[2:6] + [""] + cells[6:]
             rows.append(f"| `{name}` | *mean* | " + " | ".join(cells) + " |")
-        rows.append(f"| `{name}` | *code version* | `{version}` | | | | | | | |")
+        rows.append(f"| `{name}` | *code version* | `{version}` |" + " |" * 9)
     return "\n".join(rows)
 
 

@@ -224,6 +224,9 @@ def test_bad_options_are_named(tmp_path):
     assert proc.returncode == 2 and "give --input PATTERN or --input_list FILE" in proc.stderr
     proc = run_job("--input", "x.wav", "--output", str(tmp_path), "--aggregate", "{bad", check=False)
     assert proc.returncode == 2 and "--aggregate is not valid JSON" in proc.stderr
+    proc = run_job("--input", "x.wav", "--output", str(tmp_path), "--runner", "DirectRunner", "--targets", "bass",
+                   "vocals", check=False)
+    assert proc.returncode == 2 and "unexpected argument(s) vocals: a list takes one comma-separated" in proc.stderr
 
 
 def test_dataflow_translation_with_a_gpu_worker(monkeypatch, tmp_path):
