@@ -100,7 +100,8 @@ SETTINGS = {s.name: s for s in [
     Setting("model", "model name (umx --list-models), or a saved separator, training run folder or model file, "
                      "local or gs://", "demo-5stems", label="Model"),
     # what a separation is: every entry point (API, umx, the job, the flex template) reads these
-    _separation("targets", "targets to separate (default: all the model's targets)", check=check_targets,
+    _separation("targets", "targets to separate (default: all the model's targets; a bridged model computes "
+                           "every target and writes these)", check=check_targets,
                 commands={"umx": {"nargs": "+"}, "job": {"help_prefix": "comma-separated "}},
                 label="Targets", pattern=r"^[A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*$"),
     _separation("niter", "EM (Wiener) iterations; 0 disables the refinement", 1, int, check=check_whole(0),
