@@ -388,3 +388,9 @@ def test_x_umx_options_train_a_bridged_model_on_the_multi_domain_combination_los
     assert separator.model.joint.bridge and separator.targets == ["vocals", "drums"]
     audio = np.random.default_rng(3).standard_normal((1, 2, RATE)).astype(np.float32) * 0.1
     assert np.isfinite(separator(audio)).all()
+    # a checkpoint exported by training.export is bridged too: the same stems as the run's model
+    export.export_checkpoint(str(tmp_path / "x" / "checkpoints" / "best"), str(tmp_path / "exported"),
+                             saved_model=False)
+    exported = load_separator(str(tmp_path / "exported"))
+    assert exported.model.joint.bridge
+    np.testing.assert_allclose(exported(audio), separator(audio), atol=1e-6)
