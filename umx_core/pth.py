@@ -1,118 +1,250 @@
-"""PyTorch `.pth` state dicts read without PyTorch: a restricted unpickler that builds numpy arrays.
+"""PyTorch `.pth` state dicts read without PyTorch: every byte of the file is untrusted input.
 
 Both of `torch.save`'s formats are read: the zip archive (`ARCHIVE/data.pkl` with each storage in
-`ARCHIVE/data/KEY`, the default since PyTorch 1.6) and the older single pickle stream (storages
-after the pickle, each as an 8-byte element count and its bytes). The pickle may ask only for
-ordered dicts, tensors and typed storages; anything else (a function to call, a class to build:
-what a malicious `.pth` uses to run code) is refused with an error naming the file, before it runs.
+`ARCHIVE/data/KEY`, the default since PyTorch 1.6) and the older stream of pickles (a magic number,
+the protocol, the system's sizes, the state dict, the storage keys, then each storage as an 8-byte
+element count and its bytes). Every pickle in either goes through `umx_core.safe_pickle`, which
+runs nothing: it may name ordered dicts, tensors and typed storages, and anything else (a function
+to call, a class to build: what a malicious `.pth` uses to run code) is refused before it runs.
+Sizes are checked before memory is taken: a storage's element count must be backed by the bytes
+present, a zip entry may not inflate out of proportion, a tensor must address only inside its
+storage, and the arrays made may not exceed a small multiple of the storages read.
 """
 
 import collections
 import io
-import pickle
+import math
 import struct
 import zipfile
 
 import numpy as np
 
+from umx_core import safe_pickle
 from umx_core.errors import UMXError
+from umx_core.safe_pickle import Global, PickleRefused
+from umx_core.safe_zip import SafeZip, ZipRefused
 
 # storage classes torch pickles, and the element type each holds
 STORAGES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
             "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16, "CharStorage": np.int8,
             "ByteStorage": np.uint8, "BoolStorage": np.bool_}
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL = 1001
+MAX_DIMS = 32
+MAX_NESTING = 64  # containers inside containers: a state dict needs two or three
+# the arrays made may total this many times the storages' bytes (views sharing a storage), plus a little
+ARRAY_BYTES_PER_STORAGE_BYTE, ARRAY_BYTES_ALLOWANCE = 4, 1 << 20
+ORDERED_DICT = Global("collections", "OrderedDict")
+REBUILD_TENSOR = Global("torch._utils", "_rebuild_tensor_v2")
+REBUILD_PARAMETER = Global("torch._utils", "_rebuild_parameter")
 
 
 class _Storage:
-    """A typed storage's element type, until its bytes are read."""
+    """One storage of this file: its element type and count, and its elements once read."""
 
-    def __init__(self, dtype):
-        self.dtype = dtype
+    def __init__(self, key, dtype, numel):
+        self.key, self.dtype, self.numel, self.array = key, dtype, numel, None
+
+    def fill(self, raw):
+        if self.dtype == np.bool_:  # any non-zero byte is True, as torch reads it
+            self.array = np.frombuffer(raw, dtype=np.uint8) != 0
+        else:
+            self.array = np.frombuffer(raw, dtype=self.dtype).copy()
 
 
 class _Tensor:
-    """A tensor as `torch._utils._rebuild_tensor_v2` describes it; `array()` once its storage is filled."""
+    """A tensor as `torch._utils._rebuild_tensor_v2` describes it, checked against its storage."""
 
-    def __init__(self, storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None):
-        self.storage, self.offset, self.size, self.stride = storage, int(offset), tuple(size), tuple(stride)
+    def __init__(self, storage, offset, size, stride):
+        self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
+
+    def elements(self):
+        return math.prod(self.size)
 
     def array(self):
-        if not self.size:
-            return np.array(self.storage[self.offset], copy=True)
-        itemsize = self.storage.dtype.itemsize
-        view = np.lib.stride_tricks.as_strided(self.storage[self.offset:], shape=self.size,
+        values = self.storage.array
+        if values is None:
+            raise PickleRefused(f"storage {self.storage.key} has no data in the file")
+        itemsize = values.dtype.itemsize
+        view = np.lib.stride_tricks.as_strided(values[self.offset:], shape=self.size,
                                                strides=tuple(s * itemsize for s in self.stride), writeable=False)
         return np.array(view, copy=True)
 
 
-def _rebuild_parameter(data, requires_grad=False, hooks=None):
+def _ints(value, what):
+    if not (isinstance(value, tuple) and len(value) <= MAX_DIMS
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)):
+        raise PickleRefused(f"a tensor's {what} is not a short tuple of non-negative integers")
+    return value
+
+
+def _flags(requires_grad, hooks, what):
+    if not isinstance(requires_grad, bool) or not isinstance(hooks, (dict, type(None))):
+        raise PickleRefused(f"a {what}'s requires_grad or hooks are malformed")
+
+
+def _rebuild_tensor(storage, offset, size, stride, requires_grad, hooks, metadata=None):
+    if not isinstance(storage, _Storage):
+        raise PickleRefused("a tensor without a storage")
+    _flags(requires_grad, hooks, "tensor")
+    if not isinstance(metadata, (dict, type(None))):
+        raise PickleRefused("a tensor's metadata is malformed")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise PickleRefused("a tensor's offset is not a non-negative integer")
+    size, stride = _ints(size, "size"), _ints(stride, "stride")
+    if len(size) != len(stride):
+        raise PickleRefused("a tensor's size and stride differ in length")
+    if all(size):  # the last element it addresses must lie inside its storage (an empty tensor addresses none)
+        last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+        if last >= storage.numel:
+            raise PickleRefused(f"a tensor addresses element {last} of a storage of {storage.numel} "
+                                f"(storage {storage.key})")
+    elif offset > storage.numel:
+        raise PickleRefused(f"a tensor starts past the end of storage {storage.key}")
+    return _Tensor(storage, offset, size, stride)
+
+
+def _rebuild_parameter(data, requires_grad, hooks):
+    if not isinstance(data, _Tensor):
+        raise PickleRefused("a parameter without a tensor")
+    _flags(requires_grad, hooks, "parameter")
     return data
 
 
-ALLOWED = {("collections", "OrderedDict"): collections.OrderedDict,
-           ("torch._utils", "_rebuild_tensor_v2"): _Tensor,
-           ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-           **{("torch", name): _Storage(np.dtype(dtype)) for name, dtype in STORAGES.items()}}
+def _ordered_dict(*args):
+    if args:
+        raise PickleRefused("an ordered dict built from arguments (only empty ones are read)")
+    return collections.OrderedDict()
 
 
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, file, label, storage):
-        super().__init__(file)
-        self.label, self.storage, self.keys = label, storage, []
-
-    def find_class(self, module, name):
-        if (module, name) not in ALLOWED:
-            raise UMXError(f"{self.label}: not a plain state dict: its pickle asks for {module}.{name} (refused: "
-                           f"only ordered dicts, tensors and storages are read)")
-        return ALLOWED[module, name]
-
-    def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and pid and pid[0] == "storage" and isinstance(pid[1], _Storage)):
-            raise UMXError(f"{self.label}: an unknown persistent id in its pickle ({pid!r:.80})")
-        self.keys.append(pid[2])
-        return self.storage(pid[1].dtype, str(pid[2]), int(pid[4]))
+CALLS = {ORDERED_DICT: _ordered_dict, REBUILD_TENSOR: _rebuild_tensor, REBUILD_PARAMETER: _rebuild_parameter}
+STORAGE_GLOBALS = {("torch", name) for name in STORAGES}
 
 
-def _zip_state(path, label):
-    with zipfile.ZipFile(path) as archive:
-        (pickled,) = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
-        root = pickled[: -len("data.pkl")]
-        cache = {}
+class _Storages:
+    """The persistent ids of one pickle: `('storage', type, key, location, numel, ...)` -> `_Storage`."""
 
-        def storage(dtype, key, numel):
-            if key not in cache:
-                raw = archive.read(f"{root}data/{key}")
-                cache[key] = np.frombuffer(raw, dtype=dtype, count=numel).copy()
-            return cache[key]
+    def __init__(self, fields):
+        self.by_key, self.fields = {}, fields  # the zip format's ids have 5 fields, the legacy's 6
 
-        return _Unpickler(io.BytesIO(archive.read(pickled)), label, storage).load()
+    def __call__(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) == self.fields and pid[0] == "storage" and isinstance(pid[1], Global)
+                and (pid[1].module, pid[1].name) in STORAGE_GLOBALS and isinstance(pid[2], str)
+                and isinstance(pid[4], int) and not isinstance(pid[4], bool) and pid[4] >= 0):
+            raise PickleRefused("its pickle holds an unknown persistent id")
+        if self.fields == 6 and pid[5] is not None:
+            raise PickleRefused("its pickle holds a storage view (the oldest format's), which is not read")
+        dtype, key, numel = np.dtype(STORAGES[pid[1].name]), pid[2], pid[4]
+        known = self.by_key.setdefault(key, _Storage(key, dtype, numel))
+        if (known.dtype, known.numel) != (dtype, numel):
+            raise PickleRefused(f"storage {key} is declared twice, differently")
+        return known
+
+    def bytes_declared(self):
+        return sum(s.numel * s.dtype.itemsize for s in self.by_key.values())
 
 
-def _legacy_state(data, label):
+def _state_pickle(stream, storages, size=None):
+    return safe_pickle.load(stream, allowed=STORAGE_GLOBALS, calls=CALLS, persistent=storages, size=size)
+
+
+def _zip_state(data):
+    archive = SafeZip(data)
+    pickles = [n for n in archive.names() if n.endswith("/data.pkl") or n == "data.pkl"]
+    if len(pickles) != 1:
+        raise PickleRefused(f"an archive with {len(pickles)} data.pkl entries, not one")
+    root = pickles[0][: -len("data.pkl")]
+    unread = set(archive.names()) - {pickles[0]}
+    for name, check in ((f"{root}byteorder", lambda v: v == b"little"),  # torch reads these too, and refuses
+                        (f"{root}version", bytes.isdigit), (f"{root}.format_version", bytes.isdigit),
+                        (f"{root}.storage_alignment", bytes.isdigit)):
+        if name in unread and not check(archive.read(name).strip()):
+            raise PickleRefused(f"entry {name} is malformed (only little-endian files of a known version are read)")
+    storages = _Storages(fields=5)
+    raw = archive.read(pickles[0])
+    state = _state_pickle(io.BytesIO(raw), storages, size=len(raw))
+    for key, storage in storages.by_key.items():
+        name = f"{root}data/{key}"
+        if name not in unread:
+            raise PickleRefused(f"storage {key} has no entry in the archive")
+        unread.discard(name)
+        storage.fill(archive.read(name, storage.numel * storage.dtype.itemsize))
+    for name in unread:  # the rest checked whole (sizes, CRC), as torch reads them
+        archive.read(name)
+    return state, storages
+
+
+def _legacy_state(data):
     f = io.BytesIO(data)
-    if pickle.load(f) != LEGACY_MAGIC:
-        raise UMXError(f"{label}: not a PyTorch file")
-    pickle.load(f), pickle.load(f)  # protocol version, system info
-    storages = {}
+    try:
+        magic = safe_pickle.load(f)
+    except PickleRefused as exc:
+        raise PickleRefused(f"not a readable PyTorch state dict (neither a zip archive nor the legacy format: {exc})")
+    if magic != LEGACY_MAGIC:
+        raise PickleRefused("not a PyTorch file")
+    if safe_pickle.load(f) != LEGACY_PROTOCOL:
+        raise PickleRefused("an unknown version of the legacy format")
+    info = safe_pickle.load(f)
+    if not (isinstance(info, dict) and info.get("little_endian") is True):
+        raise PickleRefused("its tensors are not little-endian, or its system information is malformed")
+    storages = _Storages(fields=6)
+    state = _state_pickle(f, storages)
+    keys = safe_pickle.load(f)
+    if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys) and len(set(keys)) == len(keys)):
+        raise PickleRefused("its list of storage keys is malformed")
+    for key in keys:  # each storage after the pickles: an element count, then the elements
+        storage = storages.by_key.get(key)
+        if storage is None:
+            raise PickleRefused(f"storage {key} is listed but no tensor declares it")
+        head = f.read(8)
+        if len(head) != 8 or struct.unpack("<q", head)[0] != storage.numel:
+            raise PickleRefused(f"storage {key} holds another element count than its tensors declare")
+        nbytes = storage.numel * storage.dtype.itemsize
+        if nbytes > len(data) - f.tell():
+            raise PickleRefused(f"storage {key} declares {nbytes} bytes, the file has {len(data) - f.tell()} left")
+        storage.fill(f.read(nbytes))
+    return state, storages
 
-    def storage(dtype, key, numel):  # filled once the bytes after the pickle are read
-        return storages.setdefault(key, np.zeros(numel, dtype))
 
-    state = _Unpickler(f, label, storage).load()
-    for key in pickle.load(f):  # the storages' keys (plain strings), in file order
-        (count,) = struct.unpack("<q", f.read(8))
-        array = storages[str(key)]
-        array[:count] = np.frombuffer(f.read(count * array.dtype.itemsize), dtype=array.dtype, count=count)
-    return state
+def _plain(value, budget):
+    """The unpickled state with every tensor made a numpy array (shared parts converted once)."""
+    done, open_, stack = {}, set(), [(value, False, 0)]
+    while stack:  # depth-first without recursion: a hostile nesting cannot exhaust the C stack
+        item, expanded, depth = stack.pop()
+        if id(item) in done or not _container(item):
+            continue
+        if not expanded and id(item) in open_:  # met again below itself
+            raise PickleRefused("its pickle holds a cycle")
+        if depth > MAX_NESTING:
+            raise PickleRefused(f"its pickle nests containers more than {MAX_NESTING} deep")
+        if isinstance(item, _Tensor):
+            budget[0] -= item.elements() * item.storage.dtype.itemsize
+            if budget[0] < 0:
+                raise PickleRefused("its tensors view far more data than its storages hold (refused)")
+            done[id(item)] = item.array()
+        elif not expanded:
+            open_.add(id(item))
+            stack.append((item, True, depth))
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, False, depth + 1) for child in children if id(child) not in done)
+        else:
+            open_.discard(id(item))
+            if isinstance(item, dict):
+                done[id(item)] = collections.OrderedDict((k, _converted(v, done)) for k, v in item.items())
+            else:
+                done[id(item)] = type(item)(_converted(v, done) for v in item)
+    return done.get(id(value), value)
 
 
-def _arrays(value):
-    """The unpickled state with every tensor made a numpy array."""
-    if isinstance(value, _Tensor):
-        return value.array()
-    if isinstance(value, dict):
-        return collections.OrderedDict((k, _arrays(v)) for k, v in value.items())
+def _container(value):
+    return isinstance(value, (dict, list, _Tensor)) or type(value) is tuple  # a Global is a tuple too, not data
+
+
+def _converted(value, done):
+    if _container(value):
+        return done[id(value)]
+    if isinstance(value, (_Storage, Global)):
+        raise PickleRefused("its pickle holds a bare storage or class where data belongs")
     return value
 
 
@@ -120,8 +252,8 @@ def load(path):
     """`{name: numpy array}` of a `.pth` state dict (zip or legacy format), without PyTorch.
 
     Raises:
-        UMXError naming the file: unreadable, not a PyTorch file, or a pickle asking for anything
-        but ordered dicts, tensors and storages.
+        UMXError naming the file and what is wrong: unreadable, not a PyTorch file, a pickle asking
+        for anything but ordered dicts, tensors and storages, or sizes the file's bytes do not back.
     """
     label = str(path)
     try:
@@ -130,14 +262,12 @@ def load(path):
     except OSError as exc:
         raise UMXError(f"{label}: cannot read it ({exc})") from exc
     try:
-        if zipfile.is_zipfile(io.BytesIO(data)):
-            state = _zip_state(io.BytesIO(data), label)
-        else:
-            state = _legacy_state(data, label)
-    except UMXError:
-        raise
-    except Exception as exc:  # a damaged archive or pickle
-        raise UMXError(f"{label}: not a readable PyTorch state dict ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(state, dict):
-        raise UMXError(f"{label}: holds a {type(state).__name__}, not a state dict")
-    return _arrays(state)
+        state, storages = _zip_state(data) if zipfile.is_zipfile(io.BytesIO(data)) else _legacy_state(data)
+        if not isinstance(state, dict):
+            raise PickleRefused(f"holds a {type(state).__name__}, not a state dict")
+        budget = [ARRAY_BYTES_PER_STORAGE_BYTE * storages.bytes_declared() + ARRAY_BYTES_ALLOWANCE]
+        return _plain(state, budget)
+    except (PickleRefused, ZipRefused) as exc:
+        raise UMXError(f"{label}: {exc}") from None
+    except Exception as exc:  # a damaged archive or pickle: whatever the parsers raise on bytes they cannot read
+        raise UMXError(f"{label}: not a readable PyTorch state dict ({type(exc).__name__}: {exc})") from None
