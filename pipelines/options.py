@@ -1,15 +1,13 @@
 """The catalog job's options: the separation settings of `umx_core.settings` and the job's own rows
-below, turned into one argparse parser and the flex template's metadata by the same functions.
+below, turned into one argparse parser (and the flex template's parameters, `pipelines.template`).
 
 `parse_known_args` hands every flag the job does not know to Beam's `PipelineOptions`.
-`python -m pipelines.options` prints the flex template's metadata (infra/dataflow/build.sh).
 """
 
 import argparse
-import json
-import sys
 
 from umx_core import settings
+from umx_core.checks import Number, check_bool
 from umx_core.cli import flags
 from umx_core.errors import UMXError
 from umx_core.settings import Setting
@@ -24,24 +22,18 @@ JOB = {"job": {}}
 # the job's own rows; every separation setting and `model` / `verbose` come from umx_core.settings
 JOB_SETTINGS = {s.name: s for s in [
     Setting("input", "glob of input audio, local or gs:// (repeat it, or separate with commas; ** spans folders); "
-                     "nothing under --output is ever an input", [], commands={"job": {"action": "append"}},
-            label="Input audio (globs)", pattern="^gs://[^,]+(,gs://[^,]+)*$"),
+                     "nothing under --output is ever an input", [], commands={"job": {"action": "append"}}),
     Setting("input_list", "text file of input paths, one per line (local or gs://), or a failure list", [],
-            commands={"job": {"action": "append"}}, label="Input list", pattern="^gs://.+"),
-    Setting("output", "output root, local or gs://", commands=JOB, required=True, label="Output root",
-            pattern="^gs://[^/]+(/.*)?$"),
-    Setting("batch_seconds", "audio seconds per inference batch", 600.0, float, commands=JOB, label="Batch seconds"),
-    Setting("overwrite", "separate again what is already complete", False, bool, commands=JOB, label="Overwrite"),
-    Setting("run_id", "name of this run's summary and failure list (default: UTC time)", commands=JOB,
-            label="Run id", pattern="^[A-Za-z0-9_.-]+$"),
+            commands={"job": {"action": "append"}}),
+    Setting("output", "output root, local or gs://", commands=JOB, required=True),
+    Setting("batch_seconds", "audio seconds per inference batch", 600.0, float, check=Number(0.0), commands=JOB),
+    Setting("overwrite", "separate again what is already complete", False, bool, check=check_bool, commands=JOB),
+    Setting("run_id", "name of this run's summary and failure list (default: UTC time)", commands=JOB),
     Setting("manifest_table", "also append the run's manifest rows to this BigQuery table, PROJECT:DATASET.TABLE "
-                              "(created if needed)", commands=JOB, label="Manifest BigQuery table",
-            pattern=r"^[A-Za-z0-9_.:-]+:[A-Za-z0-9_]+\.[A-Za-z0-9_$-]+$"),
+                              "(created if needed)", commands=JOB),
 ]}
 # the job's rows first (its `input` is not umx's positional one)
 TABLE = {**JOB_SETTINGS, **{name: s for name, s in settings.SETTINGS.items() if name not in JOB_SETTINGS}}
-TEMPLATE = {"name": "umx-separate-catalog",
-            "description": "Separate a catalog of audio into stems with Open-Unmix (TensorFlow), GCS to GCS."}
 
 
 def build_parser():
@@ -58,13 +50,6 @@ def add_arguments(parser):
     flags.add_arguments(parser, "job", TABLE)
 
 
-def template_metadata():
-    """The flex template's metadata (`metadata.json`): its parameters are the job's options."""
-    from umx_core import registry
-
-    return {**TEMPLATE, "parameters": flags.template_parameters(TABLE, registry.names())}
-
-
 def parse_known_args(argv):
     """`(job options, Beam's arguments)`; UMXError listing every problem with the job's options."""
     known, beam_args = build_parser().parse_known_args(argv)
@@ -79,6 +64,12 @@ def parse_known_args(argv):
                         "(--targets vocals,drums)")
     problems += [f"give {s.flag('job')} ({s.help})" for s in JOB_SETTINGS.values()
                  if s.required and not getattr(known, s.name)]
+    for s in JOB_SETTINGS.values():  # the separation settings are checked by SeparationSettings, below
+        if s.check and getattr(known, s.name) is not None:
+            try:
+                setattr(known, s.name, s.check(getattr(known, s.name)))
+            except ValueError as exc:
+                problems.append(f"{s.flag('job')} {exc}")
     try:
         known.settings = settings.SeparationSettings.from_args(known, "job")
     except UMXError as exc:
@@ -92,8 +83,3 @@ def sources(options):
     """`[(kind, value)]`: every input pattern ("glob") and list ("list") the options name."""
     out = [("glob", p.strip()) for arg in options.input for p in arg.split(",") if p.strip()]
     return out + [("list", p) for p in options.input_list]
-
-
-if __name__ == "__main__":
-    json.dump(template_metadata(), sys.stdout, indent=2)
-    print()

@@ -202,7 +202,7 @@ def test_python_modules_and_scripts_exist(doc):
 
 def test_the_docs_name_the_commands():
     text = "\n".join(read(doc) for doc in DOCS)
-    for name in ("pipelines.separate_catalog", "pipelines.options", "training.train", "training.demo_table"):
+    for name in ("pipelines.separate_catalog", "pipelines.template", "training.train", "training.demo_table"):
         assert f"python -m {name}" in text, name
 
 

@@ -14,6 +14,7 @@ import json
 import os
 
 from umx_core import storage
+from umx_core.checks import check_bool
 from umx_core.errors import UMXError
 from umx_core.cli.flags import parse_bool
 from umx_core.version import code_version
@@ -73,9 +74,11 @@ RESUMABLE = ("root", "jit_compile", "epochs", "patience", "lr_decay_patience", "
 
 
 def _share(text):
-    """A share between 0 and 1 from the command line; true and false mean 1 and 0."""
-    if text.lower() in ("true", "yes", "on", "false", "no", "off"):
-        return float(parse_bool(text))
+    """A share between 0 and 1 from the command line; the boolean words (true, false, ...) mean 1 and 0."""
+    try:
+        return float(check_bool(text))
+    except ValueError:
+        pass  # not a boolean word: a number
     try:
         value = float(text)
     except ValueError:

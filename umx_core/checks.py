@@ -1,46 +1,73 @@
 """The checks the settings table uses: each takes a value and gives the normalised value, or raises
-ValueError saying what is wrong (`umx_core.settings` names the setting and the command's flag)."""
+ValueError saying what is wrong (`umx_core.settings` names the setting and the command's flag).
 
+A check's bounds are plain fields (`Whole.least`, `Number.least` and `most`, `OneOf.choices`,
+`TRUE_WORDS` and `FALSE_WORDS` of `check_bool`), so what reads the table (the flex template's
+patterns, in `pipelines.template`) can derive from a check what it accepts.
+"""
+
+import dataclasses
 import json
 import math
 import numbers
 
+# the words a boolean takes, in any case, on a command line, in the API and from a flex template
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
-def check_whole(least, optional=False):
+
+def check_bool(value):
+    """True or False, or one of `TRUE_WORDS` / `FALSE_WORDS` in any case (how command lines give them)."""
+    if isinstance(value, bool):
+        return value
+    word = value.lower() if isinstance(value, str) else None
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ValueError(f"must be true or false ({'/'.join(TRUE_WORDS)} or {'/'.join(FALSE_WORDS)}), got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Whole:
     """A check for whole numbers of at least `least` (None too when `optional`)."""
 
-    def check(value):
-        if value is None and optional:
+    least: int
+    optional: bool = False
+
+    def __call__(self, value):
+        if value is None and self.optional:
             return None
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
-            raise ValueError(f"must be a whole number >= {least}{' or None' if optional else ''}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < self.least:
+            raise ValueError(f"must be a whole number >= {self.least}{' or None' if self.optional else ''}, "
+                             f"got {value!r}")
         return int(value)
 
-    return check
 
+@dataclasses.dataclass(frozen=True)
+class Number:
+    """A check for a finite number from `least` to `most` (no upper end when `most` is None)."""
 
-def check_number(least, most=None):
-    """A check for a number from `least` to `most`."""
+    least: float
+    most: float = None
 
-    def check(value):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not least <= value <= (
-                math.inf if most is None else most):
-            raise ValueError(f"must be a number from {least}{'' if most is None else f' to {most}'}, got {value!r}")
+    def __call__(self, value):
+        if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+                or value < self.least or (self.most is not None and value > self.most)):
+            raise ValueError(f"must be a number from {self.least}{'' if self.most is None else f' to {self.most}'}, "
+                             f"got {value!r}")
         return float(value)
 
-    return check
 
+@dataclasses.dataclass(frozen=True)
+class OneOf:
+    """A check for one of `choices` (after `normalise`, when given)."""
 
-def check_one_of(choices, normalise=lambda v: v):
-    """A check for one of `choices` (after `normalise`)."""
+    choices: tuple
+    normalise: object = None
 
-    def check(value):
-        value = normalise(value)
-        if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
+    def __call__(self, value):
+        value = self.normalise(value) if self.normalise else value
+        if value not in self.choices:
+            raise ValueError(f"must be one of {', '.join(self.choices)}, got {value!r}")
         return value
-
-    return check
 
 
 def check_targets(value):

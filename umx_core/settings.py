@@ -4,7 +4,8 @@
 - `SeparationSettings`, the validated settings of one run (its fields are the table's
   separation rows), which the `Separator` (through `load_separator`), `umx` and the catalog job use;
 - the flags of `umx` (`--wiener-win-len`, open-unmix's names) and of the catalog job
-  (`--wiener_win_len`, Beam style) and the flex template's parameters (`umx_core.cli.flags`).
+  (`--wiener_win_len`, Beam style), which `umx_core.cli.flags` writes;
+- the flex template's parameters (`pipelines.template` derives each one's regex from its row's check).
 A new setting is a row here and the code that uses it. Run knobs (`batch_frames`, `precision`:
 memory against speed) are settings of a run, never saved with a model.
 """
@@ -12,7 +13,7 @@ memory against speed) are settings of a run, never saved with a model.
 import contextlib
 import dataclasses
 
-from umx_core.checks import check_number, check_one_of, check_targets, check_whole, parse_aggregate
+from umx_core.checks import Number, OneOf, Whole, check_bool, check_targets, parse_aggregate
 from umx_core.errors import UMXError
 
 # stem codecs: soundfile format and subtype. WAV stays float (stems may exceed full scale).
@@ -46,11 +47,11 @@ class Setting:
 
     Args:
         type: the value's type on a command line (bool, int, float, str).
-        check: `value -> normalised value`, raising ValueError with the problem.
+        check: `value -> normalised value`, raising ValueError with the problem (`umx_core.checks`:
+            its bounds are its fields, which the flex template's patterns are derived from).
         commands: `{command: argparse overrides}` for "umx" and "job" (the flag's own name,
             `nargs`, `const`, `action`, `help_prefix`); a command not named does not have it.
         job_default: the job's default where it differs from `default`.
-        label, pattern: the flex template's label and regex (default: from the type and choices).
         required: the command cannot run without it (the command says so, with its other problems).
         separation: a field of `SeparationSettings`; `separator`: a keyword of `load_separator`;
         stems: changes the stems written, so a track's record names it (left out while at
@@ -65,8 +66,6 @@ class Setting:
     check: object = None
     commands: dict = dataclasses.field(default_factory=lambda: {"umx": {}, "job": {}})
     job_default: object = _SAME
-    label: str = None
-    pattern: str = None
     required: bool = False
     separation: bool = False
     separator: bool = False
@@ -98,56 +97,52 @@ def _separation(name, help, default=None, type=str, stems=True, separator=True, 
 SETTINGS = {s.name: s for s in [
     # which model: the one setting every command starts from
     Setting("model", "model name (umx --list-models), or a saved separator, training run folder or model file, "
-                     "local or gs://", "demo-5stems", label="Model"),
+                     "local or gs://", "demo-5stems"),
     # what a separation is: every entry point (API, umx, the job, the flex template) reads these
     _separation("targets", "targets to separate (default: all the model's targets; a bridged model computes "
                            "every target and writes these)", check=check_targets,
-                commands={"umx": {"nargs": "+"}, "job": {"help_prefix": "comma-separated "}},
-                label="Targets", pattern=r"^[A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*$"),
-    _separation("niter", "EM (Wiener) iterations; 0 disables the refinement", 1, int, check=check_whole(0),
-                label="EM iterations"),
+                commands={"umx": {"nargs": "+"}, "job": {"help_prefix": "comma-separated "}}),
+    _separation("niter", "EM (Wiener) iterations; 0 disables the refinement", 1, int, check=Whole(0)),
     _separation("softmask", "ratio-mask initial estimates for EM (instead of magnitudes with the mixture phase)",
-                False, bool, check=bool, label="Soft mask"),
-    _separation("residual", "add a stem for the mixture minus the targets", False, bool,
-                check=lambda value: value not in (None, False),
+                False, bool, check=check_bool),
+    # umx's --residual NAME names the stem too (umx_core.cli.main); the setting says whether there is one
+    _separation("residual", "add a stem for the mixture minus the targets", False, bool, check=check_bool,
                 commands={"umx": {"nargs": "?", "const": "residual", "metavar": "NAME", "type": str,
-                                  "help_suffix": " (named NAME, default 'residual')"}, "job": {}},
-                label="Residual stem"),
-    _separation("wiener_win_len", "STFT frames per independent EM window", 300, int, check=check_whole(1, optional=True),
-                label="EM window"),
+                                  "help_suffix": " (named NAME, default 'residual')"}, "job": {}}),
+    _separation("wiener_win_len", "STFT frames per independent EM window", 300, int, check=Whole(1, optional=True)),
     _separation("aggregate", 'JSON {"stem": ["source", ...]} of the stems to write, e.g. '
                              '\'{"vocals": ["vocals"], "accompaniment": ["drums", "bass", "other"]}\'',
-                check=parse_aggregate, separator=False, label="Aggregate", pattern=r"^\{.*\}$"),
+                check=parse_aggregate, separator=False),
     _separation("codec", "stem format: wav (float), flac (24 bit), mp3 or ogg", "wav", choices=tuple(CODECS),
-                check=check_one_of(tuple(CODECS), lambda v: str(v).lstrip(".").lower()), separator=False,
+                check=OneOf(tuple(CODECS), lambda v: str(v).lstrip(".").lower()), separator=False,
                 commands={"umx": {"flag": "--ext", "choices": None, "help_suffix": "; a leading dot is accepted"},
                           "job": {}},
-                job_default="flac", label="Codec"),
+                job_default="flac"),
     _separation("batch_frames", "STFT frames per network call: memory against speed (default: from the device: "
                                 f"as many as half a GPU's memory holds, {CPU_BATCH_FRAMES} on a CPU)", None, int,
-                check=check_whole(1, optional=True), stems=False, label="Batch frames"),
+                check=Whole(1, optional=True), stems=False),
     _separation("precision", "the network's arithmetic: float32, or bfloat16 for accelerators with fast bfloat16 "
                              "matmuls (STFT and EM stay float32)", "float32", choices=PRECISIONS,
-                check=check_one_of(PRECISIONS), omitted_at="float32", label="Network precision"),
+                check=OneOf(PRECISIONS), omitted_at="float32"),
     _separation("runtime", "where the network runs: xla (TensorFlow, on the CPU or a GPU) or openvino (OpenVINO on "
                            "the CPU; pip install 'umx-tf[openvino]'); STFT and EM stay in TensorFlow", "xla",
-                choices=RUNTIMES, check=check_one_of(RUNTIMES), stems=False, label="Network runtime"),
+                choices=RUNTIMES, check=OneOf(RUNTIMES), stems=False),
     # what the job and `umx --stats` measure of each stem (umx_core.analytics), not the stems themselves
     _separation("analytics", "measure each stem while it is written: loudness, peaks, where it is audible, vocal "
-                             "segments (into each track's record and the run's manifest)", True, bool, check=bool,
-                stems=False, separator=False, commands={"job": {}}, label="Analytics"),
+                             "segments (into each track's record and the run's manifest)", True, bool,
+                check=check_bool, stems=False, separator=False, commands={"job": {}}),
     _separation("audible_db", "a stem is audible in a 400 ms block when it is at most this many dB below the mixture "
-                              "(and above --audible-floor)", 12.0, float, check=check_number(0.0), stems=False,
-                separator=False, label="Audible dB"),
+                              "(and above --audible-floor)", 12.0, float, check=Number(0.0), stems=False,
+                separator=False),
     _separation("audible_floor", "a stem is audible in a 400 ms block only above this loudness (LUFS)", -60.0, float,
-                check=check_number(-200.0, 0.0), stems=False, separator=False, label="Audible floor"),
+                check=Number(-200.0, 0.0), stems=False, separator=False),
     _separation("vocal_min_seconds", "vocal segments shorter than this are left out (seconds)", 2.0, float,
-                check=check_number(0.0), stems=False, separator=False, label="Vocal minimum seconds"),
+                check=Number(0.0), stems=False, separator=False),
     _separation("filterbank", "STFT implementation; both are the TF STFT equal to torch.stft (open-unmix option)",
-                "torch", choices=("torch", "tf"), check=check_one_of(("torch", "tf")), stems=False,
+                "torch", choices=("torch", "tf"), check=OneOf(("torch", "tf")), stems=False,
                 commands={"umx": {}}),
     # the commands' own
-    Setting("verbose", "more messages, and TensorFlow's own log lines", False, bool, label="Verbose"),
+    Setting("verbose", "more messages, and TensorFlow's own log lines", False, bool, check=check_bool),
     Setting("input", "audio files, folders or glob patterns (local or gs://)",
             commands={"umx": {"flag": "input", "nargs": "*"}}),
     Setting("outdir", "output folder; stems go to OUTDIR/<input name>/<stem>.<ext> (default: ./<input name>_<model>/)",

@@ -2,7 +2,7 @@
 # Build and push the worker/launcher image with Cloud Build, then the flex-template spec.
 #   infra/dataflow/build.sh PROJECT REGION BUCKET [TAG]
 # Versions of Beam and TensorFlow are read from requirements/constraints.txt (the project's pins);
-# the template's parameters are the job's options (python -m pipelines.options: any Python 3.10+,
+# the template's parameters are the job's options (python -m pipelines.template: any Python 3.10+,
 # nothing installed).
 set -euo pipefail
 PROJECT=$1 REGION=$2 BUCKET=$3 TAG=${4:-$(git describe --always --dirty)}
@@ -24,7 +24,7 @@ YAML
 gcloud builds submit --project "$PROJECT" --region "$REGION" --config /tmp/umx-cloudbuild.yaml .
 METADATA=$(mktemp --suffix=.json)
 trap 'rm -f "$METADATA"' EXIT
-"${PYTHON:-python3}" -m pipelines.options > "$METADATA"
+"${PYTHON:-python3}" -m pipelines.template > "$METADATA"
 gcloud dataflow flex-template build "gs://${BUCKET}/templates/umx-separate-catalog.json" \
   --project "$PROJECT" --image "$IMAGE" --sdk-language PYTHON --metadata-file "$METADATA"
 echo "image ${IMAGE}; template gs://${BUCKET}/templates/umx-separate-catalog.json"

@@ -8,7 +8,8 @@ import pytest
 
 from tests.infra.conftest import load_module
 
-from pipelines.options import build_parser, template_metadata
+from pipelines.options import build_parser
+from pipelines.template import template_metadata
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INFRA = os.path.join(REPO, "infra", "dataflow")
@@ -28,13 +29,13 @@ def test_template_parameters_are_labelled_and_the_output_is_required(metadata):
 
 
 def test_the_metadata_command_needs_nothing_installed(tmp_path):
-    """build.sh runs `python -m pipelines.options` on the machine that builds the template: the
+    """build.sh runs `python -m pipelines.template` on the machine that builds the template: the
     standard library and the repository alone (no TensorFlow, no Beam) must do."""
     import subprocess
     import sys
 
     code = ("import sys, runpy; sys.modules.update(dict.fromkeys(['apache_beam', 'tensorflow', 'keras', 'numpy', "
-            "'soundfile', 'google'])); runpy.run_module('pipelines.options', run_name='__main__')")
+            "'soundfile', 'google'])); runpy.run_module('pipelines.template', run_name='__main__')")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
                           env={**os.environ, "PYTHONPATH": REPO})
     assert json.loads(done.stdout) == template_metadata()

@@ -368,29 +368,3 @@ def test_the_training_loss_is_open_unmixs_mse_of_magnitudes_computed_with_numpy(
     expected = ((estimates - magnitude(stems)) ** 2).mean(axis=(2, 3, 4))  # (batch, targets)
     np.testing.assert_allclose(t.losses(mixture, stems).numpy(), expected, rtol=2e-4, atol=1e-7)
     assert expected.min() > 0
-
-
-def test_x_umx_options_train_a_bridged_model_on_the_multi_domain_combination_loss(data, tmp_path):
-    """`--bridge --combination-loss --time-loss-weight 10`: the step minimises the combination MSE plus
-    10 times the time-domain loss (each against numpy in test_losses.py), and the run exports a
-    bridged separator that loads and separates."""
-    from training.losses import combination_mse, magnitudes, objective
-
-    t = trainer(data, tmp_path / "x", bridge=True, combination_loss=True, time_loss_weight=10.0, epochs=1)
-    mixture, stems = next(iter(t.train_set.dataset(0).batch(2)))
-    per_target, loss = objective(t.model, mixture, stems, t.config, training=False)
-    spectrogram = lambda audio: magnitudes(audio, t.config["n_fft"], t.config["n_hop"])  # noqa: E731
-    spectral = float(combination_mse(t.model(spectrogram(mixture)), spectrogram(stems)))
-    assert float(loss) > spectral and abs(float(loss) - spectral) <= 20.0  # 10 x (1 + wSDR), wSDR in [-1, 1]
-    history = t.run()
-    assert np.isfinite(history[-1]["train_loss"])
-    separator = load_separator(str(tmp_path / "x" / "separator"))
-    assert separator.model.joint.bridge and separator.targets == ["vocals", "drums"]
-    audio = np.random.default_rng(3).standard_normal((1, 2, RATE)).astype(np.float32) * 0.1
-    assert np.isfinite(separator(audio)).all()
-    # a checkpoint exported by training.export is bridged too: the same stems as the run's model
-    export.export_checkpoint(str(tmp_path / "x" / "checkpoints" / "best"), str(tmp_path / "exported"),
-                             saved_model=False)
-    exported = load_separator(str(tmp_path / "exported"))
-    assert exported.model.joint.bridge
-    np.testing.assert_allclose(exported(audio), separator(audio), atol=1e-6)

@@ -76,12 +76,22 @@ def test_tech_3341_integrated_loudness_cases(case, parts, expected):
     (15, RATE / 4, 0.50, 0.0, -6.0), (16, RATE / 4, 0.50, 45.0, -6.0), (17, RATE / 6, 0.50, 60.0, -6.0),
     (18, RATE / 8, 0.50, 67.5, -6.0), (19, RATE / 4, 1.41, 45.0, 3.0)])
 def test_tech_3341_true_peak_cases(case, frequency, amplitude, phase, expected):
-    """Tech 3341's true-peak sines (10 ms fades), within its +0.2 / -0.4 dB; the sample peak is
-    below the true peak where the samples miss the crest."""
+    """Tech 3341's true-peak sines (10 ms fades), within its +0.2 / -0.4 dB."""
     audio = sine(frequency, 20 * np.log10(amplitude), 3.0, phase=phase, fade=0.01)
     summary = measured(audio).summary()
     assert expected - 0.4 <= summary["true_peak_dbtp"] <= expected + 0.2
-    assert summary["sample_peak_dbfs"] <= summary["true_peak_dbtp"] + 1e-9
+
+
+def test_the_true_peak_reads_the_crest_between_the_samples():
+    """A sine at fs/4 with a 45 degree phase: every sample sits at +-sin(45) = 0.707 of the amplitude,
+    the crest halfway between two, so the true peak is 20 log10(sqrt 2) = 3.01 dB over the sample peak."""
+    amplitude = 0.5
+    summary = measured(sine(RATE / 4, db(amplitude), 1.0, phase=45.0)).summary()
+    assert summary["sample_peak_dbfs"] == pytest.approx(db(amplitude * np.sin(np.pi / 4)), abs=1e-3)  # as made
+    over = summary["true_peak_dbtp"] - summary["sample_peak_dbfs"]
+    # Tech 3341's +0.2 / -0.4 dB, as above: BS.1770's 4x filter reads this crest 0.08 dB high (its gain
+    # near fs/4 is over 1), and a 4x oversampling may under-read a crest that falls between its phases
+    assert db(np.sqrt(2)) - 0.4 <= over <= db(np.sqrt(2)) + 0.2, over
 
 
 @pytest.mark.parametrize("offset", [0, 1, 2, 3])

@@ -2,14 +2,16 @@
 
 import argparse
 import dataclasses
+import re
 
 import pytest
 
 from pipelines import options as job_options
+from pipelines.template import template_metadata
 from umx_core import SeparationSettings, settings
 from umx_core.cli import build_parser, flags
 from umx_core.errors import UMXError
-from umx_core.checks import check_whole
+from umx_core.checks import Whole
 from umx_core.settings import SETTINGS, Setting
 
 
@@ -80,7 +82,7 @@ def test_both_commands_and_the_template_take_their_options_from_the_table():
             assert spelling == (() if not row.flag(command).startswith("-") else (row.flag(command),)), name
     assert umx["wiener_win_len"][0] == ("--wiener-win-len",) and job["wiener_win_len"][0] == ("--wiener_win_len",)
     assert umx["codec"][0] == ("--ext",)  # open-unmix's name
-    template = {p["name"]: p for p in job_options.template_metadata()["parameters"]}
+    template = {p["name"]: p for p in template_metadata()["parameters"]}
     assert set(template) == set(job)
     assert all(template[name]["helpText"] == job[name][2] for name in job)
     assert [name for name, p in template.items() if not p["isOptional"]] == ["output"]
@@ -89,8 +91,8 @@ def test_both_commands_and_the_template_take_their_options_from_the_table():
 def test_a_new_row_reaches_both_commands_the_template_and_the_separator(monkeypatch):
     """Adding a setting is one row: its flags, its template parameter, its field, the keyword
     `load_separator` gets and the record's parameters all follow."""
-    row = Setting("dither", "a setting made up for this test", 3, int, check=check_whole(0),
-                  separation=True, separator=True, stems=True, label="Dither")
+    row = Setting("dither", "a setting made up for this test", 3, int, check=Whole(1),
+                  separation=True, separator=True, stems=True)
     monkeypatch.setitem(SETTINGS, "dither", row)
     monkeypatch.setattr(job_options, "TABLE", {**job_options.TABLE, "dither": row})
     monkeypatch.setattr(settings, "SEPARATION", settings.SEPARATION + ("dither",))
@@ -99,7 +101,35 @@ def test_a_new_row_reaches_both_commands_the_template_and_the_separator(monkeypa
     made = settings.SeparationSettings.from_args(parse("job", ["--dither", "7"]), "job")
     assert made.separator_overrides()["dither"] == 7 and made.output_fields()["dither"] == 7
     assert "dither" in {f.name for f in dataclasses.fields(made)}
-    (param,) = [p for p in job_options.template_metadata()["parameters"] if p["name"] == "dither"]
-    assert param["regexes"] == ["^[0-9]+$"] and param["helpText"] == "a setting made up for this test (default: 3)"
+    (param,) = [p for p in template_metadata()["parameters"] if p["name"] == "dither"]
+    assert param["helpText"] == "a setting made up for this test (default: 3)" and param["label"] == "dither"
+    assert re.fullmatch(param["regexes"][0], "7") and not re.fullmatch(param["regexes"][0], "-1")  # from its check
     with pytest.raises(UMXError, match="^--dither must be a whole number"):
         settings.SeparationSettings.from_args(parse("umx", ["--dither", "-1"]), "umx")
+
+
+@pytest.mark.parametrize("given, expected", [(True, True), (False, False), ("true", True), ("FALSE", False),
+                                             ("Yes", True), ("no", False), ("1", True), ("0", False)])
+def test_a_boolean_setting_takes_the_words_the_flags_take(given, expected):
+    """`analytics="false"` is False, as `--analytics=false` is: one parser for the API and the flags."""
+    assert SeparationSettings(analytics=given, softmask=given, residual=given).analytics is expected
+    assert flags.parse_bool(given) is expected
+    made = SeparationSettings.from_args(parse("job", [f"--softmask={given}", f"--residual={given}"]), "job")
+    assert (made.softmask, made.residual) == (expected, expected)
+
+
+@pytest.mark.parametrize("name", ["analytics", "softmask", "residual"])
+@pytest.mark.parametrize("bad", ["maybe", "onn", "", 1, None, "truex"])
+def test_a_boolean_setting_refuses_anything_else_naming_the_setting_and_the_value(name, bad):
+    with pytest.raises(UMXError, match=f"^{name} must be true or false .*got {re.escape(repr(bad))}$"):
+        SeparationSettings(**{name: bad})
+    if isinstance(bad, str):
+        with pytest.raises(SystemExit):  # argparse: "argument --NAME: must be true or false ..., got 'maybe'"
+            parse("job", [f"--{name}={bad}"])
+
+
+def test_a_number_setting_refuses_what_is_not_finite():
+    for bad in (float("inf"), float("nan")):
+        with pytest.raises(UMXError, match="^audible_db must be a number from 0.0"):
+            SeparationSettings(audible_db=bad)
+    assert SeparationSettings(audible_floor=-200).audible_floor == -200.0

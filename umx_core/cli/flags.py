@@ -1,5 +1,5 @@
 """Command lines from the settings table (`umx_core.settings.SETTINGS`, and the catalog job's own rows):
-`add_arguments` writes a command's flags, `template_parameters` the flex template's parameters.
+`add_arguments` writes a command's flags (the flex template's parameters: `pipelines.template`).
 
 "umx" spells flags with dashes (open-unmix's names) and booleans as switches; "job" spells them with
 underscores, Beam style, and booleans also as `--flag=true` / `--flag=false` (how flex templates pass them).
@@ -7,16 +7,16 @@ underscores, Beam style, and booleans also as `--flag=true` / `--flag=false` (ho
 
 import argparse
 
+from umx_core.checks import check_bool
 from umx_core.settings import SETTINGS
 
 
 def parse_bool(text):
-    """`true`/`false` (also 1/0, yes/no, on/off) from a command line: how flex templates pass booleans."""
-    if str(text).lower() in ("1", "true", "yes", "on"):
-        return True
-    if str(text).lower() in ("0", "false", "no", "off", ""):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    """A boolean flag's value, `--flag=true` (how flex templates pass them): the words `check_bool` takes."""
+    try:
+        return check_bool(text)
+    except ValueError as exc:  # argparse prints an ArgumentTypeError's own words, and a ValueError's type name
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_arguments(parser, command, table=None):
@@ -45,27 +45,3 @@ def add_arguments(parser, command, table=None):
             continue
         parser.add_argument(flag, dest=setting.name, **{k: v for k, v in kwargs.items() if k == "default" or
                                                         v is not None})
-
-
-def template_parameters(table, registry_names=()):
-    """The flex template's parameters: every "job" setting of `table`, with its label, help and regex.
-
-    Args:
-        registry_names: model names the `model` parameter accepts besides gs:// paths.
-    """
-    params = []
-    for setting in table.values():
-        if "job" not in setting.commands:
-            continue
-        pattern = setting.pattern
-        if setting.name == "model" and pattern is None:
-            pattern = "^(" + "|".join(registry_names) + "|gs://.+)$"
-        elif pattern is None and setting.choices:
-            pattern = "^(" + "|".join(setting.choices) + ")$"
-        elif pattern is None:
-            pattern = {bool: "^(true|false)$", int: "^[0-9]+$", float: r"^[0-9]+(\.[0-9]+)?$"}.get(
-                setting.type, "^.+$")
-        params.append({"name": setting.name, "label": setting.label or setting.name,
-                       "helpText": setting.help_text("job"), "isOptional": not setting.required,
-                       "regexes": [pattern]})
-    return params

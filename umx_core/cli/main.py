@@ -117,6 +117,8 @@ def main(argv=None):
         return 0
     if not args.input:
         parser.error("give one or more input files (or --list-models)")
+    # open-unmix's --residual NAME names the stem (below); the setting says whether there is one
+    residual_name, args.residual = args.residual, args.residual is not False
     try:
         options = settings.SeparationSettings.from_args(args, "umx")
     except UMXError as exc:
@@ -142,8 +144,8 @@ def main(argv=None):
               file=sys.stderr)
         return 2
     aggregate = options.aggregate
-    if args.residual not in (False, "residual"):  # open-unmix's --residual NAME
-        aggregate = {**{s: [s] for s in separator.targets}, args.residual: ["residual"], **(aggregate or {})}
+    if residual_name not in (False, "residual"):
+        aggregate = {**{s: [s] for s in separator.targets}, residual_name: ["residual"], **(aggregate or {})}
     if args.verbose:
         print(f"model {args.model}: targets {separator.targets}, {int(separator.sample_rate)} Hz, n_fft "
               f"{separator.n_fft}, hop {separator.n_hop}, niter {separator.niter}", file=sys.stderr)
