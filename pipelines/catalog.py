@@ -27,10 +27,10 @@ from pipelines import manifest
 from pipelines import options as job_options
 from pipelines.handler import SeparatorModelHandler
 from pipelines.records import ListRecords, fingerprint, model_digest
-from pipelines.stages import NAMESPACE, ClaimFolders, ExpandInputs, Plan
+from pipelines.stages import NAMESPACE, ClaimFolders, ExpandInputs, Plan, is_utf8
 from pipelines.summary import RUNS, Summarize, WriteSummary
 from umx_core import storage
-from umx_core.errors import UMXError
+from umx_core.errors import UMXError, printable
 
 
 def build(pipeline, options, run_id, started=None):
@@ -118,6 +118,7 @@ def run(argv=None, save_main_session=True, test_pipeline=None, wait=True):
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     options, _ = job_options.parse_known_args(argv)
+    _check_names(options)
     options.run_id = options.run_id or datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     pipeline_options = PipelineOptions(argv)  # Beam's flags, and ours (CatalogOptions) for the job's record
     pipeline_options.view_as(SetupOptions).save_main_session = save_main_session
@@ -128,6 +129,16 @@ def run(argv=None, save_main_session=True, test_pipeline=None, wait=True):
     if wait:
         result.wait_until_finish()
     return result, options
+
+
+def _check_names(options):
+    """UMXError naming each input, list, output or model path that is not UTF-8 text (a shell passes
+    a name's bytes as they are): Beam, the records and the manifest could not carry it."""
+    names = [*options.input, *options.input_list, options.output, str(options.model)]
+    bad = [f"{printable(name)}: not UTF-8 text (each byte that is not is shown as \\xNN); rename it"
+           for name in names if not is_utf8(name)]
+    if bad:
+        raise UMXError("; ".join(bad))
 
 
 def main(argv=None, wait=True):
@@ -141,7 +152,7 @@ def main(argv=None, wait=True):
         result, options = run(argv, wait=wait)
     except UMXError as exc:
         for problem in str(exc).split("; "):
-            print(f"separate_catalog: error: {problem}", file=sys.stderr)
+            print(f"separate_catalog: error: {printable(problem)}", file=sys.stderr)
         return 2
     summary_path = storage.join(options.output, RUNS, f"{options.run_id}.json")
     if not wait:
@@ -151,14 +162,14 @@ def main(argv=None, wait=True):
         summary = json.loads(storage.read_bytes(summary_path))
     except (UMXError, ValueError) as exc:
         counted = _counters(result)
-        print(f"separate_catalog: error: the run wrote no summary ({exc}); its counters: "
+        print(f"separate_catalog: error: the run wrote no summary ({printable(exc)}); its counters: "
               + ", ".join(f"{key} {counted.get(key, 0)}" for key in ("found", "separated", "skipped", "failed"))
               + f"; the tracks' stems and records are under {options.output}", file=sys.stderr)
         return 1
     for pattern in summary.get("unmatched_inputs", []):
-        print(f"separate_catalog: warning: {pattern} matched no input file", file=sys.stderr)
+        print(f"separate_catalog: warning: {printable(pattern)} matched no input file", file=sys.stderr)
     for error in summary.get("errors", []):
-        print(f"separate_catalog: error: {error}", file=sys.stderr)
+        print(f"separate_catalog: error: {printable(error)}", file=sys.stderr)
     print(f"done: found {summary['found']}, separated {summary['separated']}, skipped {summary['skipped']}, "
           f"failed {summary['failed']}; stems under {options.output}/<track>/, run summary {summary_path}")
     return 1 if summary.get("errors") else 0

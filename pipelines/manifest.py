@@ -18,7 +18,7 @@ import sys
 
 from pipelines.records import RECORD_NAME
 from umx_core import storage
-from umx_core.errors import UMXError
+from umx_core.errors import UMXError, printable
 
 MANIFEST = "_manifest"
 SCHEMA_FILE = "schema.json"
@@ -102,9 +102,12 @@ def rows(record, folder):
             "run_id": record.get("run_id"), "separated_at": _timestamp(record.get("separated_at")),
         }
         checksums = record.get("stem_checksums") or {}
-        return [{**common, "stem": stem, "stem_uri": uri, "stem_checksum": checksums.get(stem),
-                 **{key: stem_stats.get(stem, {}).get(key) for key in STEM_FIELDS}}
-                for stem, uri in sorted(record["stems"].items())]
+        out = [{**common, "stem": stem, "stem_uri": uri, "stem_checksum": checksums.get(stem),
+                **{key: stem_stats.get(stem, {}).get(key) for key in STEM_FIELDS}}
+               for stem, uri in sorted(record["stems"].items())]
+        # Parquet and BigQuery hold UTF-8 only: a name with surrogates (not UTF-8 on disk) raises here
+        "".join(value for row in out for value in row.values() if isinstance(value, str)).encode("utf-8")
+        return out
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise UMXError(f"{folder}: a malformed record ({type(exc).__name__}: {exc})") from None
 
@@ -161,9 +164,9 @@ def main(argv=None):
               file=sys.stderr)
         return 2
     try:
-        target, count, problems = rebuild(argv[0], log=lambda line: print(line, file=sys.stderr))
+        target, count, problems = rebuild(argv[0], log=lambda line: print(printable(line), file=sys.stderr))
     except UMXError as exc:
-        print(f"manifest: error: {exc}", file=sys.stderr)
+        print(f"manifest: error: {printable(exc)}", file=sys.stderr)
         return 2
     print(f"{target}: {count} rows; {len(problems)} record(s) skipped")
     return 1 if problems else 0

@@ -8,10 +8,11 @@ placed, and `check_placed` refuses a record when another attempt's stems replace
 Records as a listing of the output sees them: the skip check without a request per track.
 
 A record (`separation.json`) on gs:// carries, as the object's custom metadata, the three facts the
-skip check needs: the fingerprint, the input, and the input's identity. One listing of the output
-(pages of 1,000 objects, `ListRecords`) then tells `Plan` which tracks are complete, and the
-inputs' own listing (`Expand`) gives their identities: a complete track costs no request of its
-own. Whatever the metadata cannot settle (a record without it, written before; another input's
+skip check needs: the fingerprint, the input (percent-encoded: GCS's XML API and its downloads
+return metadata as HTTP headers, which hold ASCII only), and the input's identity. One listing of
+the output (pages of 1,000 objects, `ListRecords`) then tells `Plan` which tracks are complete,
+and the inputs' own listing (`Expand`) gives their identities: a complete track costs no request
+of its own. Whatever the metadata cannot settle (a record without it, written before; another input's
 record; a changed identity, which the record's input checksum may still accept) is decided by the
 record's body as before. Local outputs are read record by record: a local read costs no request.
 """
@@ -21,11 +22,12 @@ import hashlib
 import json
 import logging
 import os
+import urllib.parse
 
 import apache_beam as beam
 
 from umx_core import storage
-from umx_core.errors import UMXError
+from umx_core.errors import UMXError, printable
 
 RECORD_NAME = "separation.json"  # beside a track's stems, written last: the track is complete
 KEYS = ("umx-fingerprint", "umx-input", "umx-input-identity")
@@ -124,8 +126,11 @@ def identity_text(identity):
 
 
 def record_metadata(record):
-    """The custom metadata a record is stored with (gs://), from the record itself."""
-    return dict(zip(KEYS, (record["fingerprint"], record["input"], identity_text(record["input_identity"]))))
+    """The custom metadata a record is stored with (gs://), from the record itself: ASCII only (a
+    header's), the input percent-encoded (`ListRecords` decodes it)."""
+    metadata = (record["fingerprint"], urllib.parse.quote(record["input"], safe="/:"),
+                identity_text(record["input_identity"]))
+    return dict(zip(KEYS, metadata))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,10 +166,13 @@ class ListRecords(beam.DoFn):
             for path, _, metadata in storage.list_objects(output, match_glob=f"**/{RECORD_NAME}"):
                 folder, _, name = path.rpartition("/")
                 if name == RECORD_NAME:
-                    yield folder, ListedRecord(*(metadata.get(key) for key in KEYS))
+                    fp, quoted, identity = (metadata.get(key) for key in KEYS)
+                    # a record written before the input was encoded may decode to another name: then
+                    # its listing settles nothing (`ListedRecord`) and its body decides
+                    yield folder, ListedRecord(fp, None if quoted is None else urllib.parse.unquote(quoted), identity)
         except (UMXError, OSError) as exc:
             logging.getLogger(__name__).warning("%s: cannot list the records (%s); each one is read instead",
-                                                output, exc)
+                                                printable(output), printable(exc))
             yield beam.pvalue.TaggedOutput("complete", False)
             return
         yield beam.pvalue.TaggedOutput("complete", True)

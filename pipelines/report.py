@@ -2,45 +2,90 @@
 
 One self-contained HTML file (figures inline as SVG, no script, nothing fetched) from an output
 tree's records, run summaries and failure lists: the loudness of each stem across the catalog, vocal
-presence, audio hours per run, failures by stage and the slowest tracks. Written to
-`{output}/_manifest/report.html` unless `--out` says otherwise.
+presence, audio hours per run, failures by stage, the slowest tracks, the failed ones, and every file
+or failure line it could not read. Written to `{output}/_manifest/report.html` unless `--out` says
+otherwise. Every name is text, never markup: escaped for HTML, its unprintable characters shown as
+escapes (`umx_core.errors.printable`), and kept out of matplotlib's mathtext.
 """
 
 import argparse
 import html
 import io
 import json
+import math
 import sys
 
 from pipelines.manifest import MANIFEST
 from pipelines.records import RECORD_NAME
 from pipelines.summary import FAILED, RUNS
 from umx_core import storage
-from umx_core.errors import UMXError
+from umx_core.errors import UMXError, printable
 
 REPORT = "report.html"
 SLOWEST = 10
+FAILURES_SHOWN = 100  # the rest are counted; the failure lists hold them all
 
 
 def gather(output):
-    """`(records, summaries, failures)` under `output`: the readable records (each with its folder),
-    the run summaries and every failure line; what cannot be read is left out."""
-    records, summaries, failures = [], [], []
+    """`(records, summaries, failures, skipped)` under `output`: the records (with stems), the run
+    summaries and the failure lines that are JSON objects, and one line naming each file, or
+    failure line, left out and why. A failure list's other lines are read all the same."""
+    records, summaries, failures, skipped = [], [], [], []
     root = output.rstrip("/")
     for path in sorted(storage.list_files(output)):
         relative = path[len(root) + 1:]
         try:
             if relative.startswith(RUNS + "/") and relative.endswith(".json"):
-                summaries.append(json.loads(storage.read_bytes(path)))
+                summaries.append(_parse(storage.read_bytes(path)))
             elif relative.startswith(FAILED + "/") and relative.endswith(".jsonl"):
-                failures += [json.loads(line) for line in storage.read_bytes(path).decode().splitlines() if line]
+                for number, line in enumerate(storage.read_bytes(path).split(b"\n"), 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        failures.append(_parse(line))
+                    except ValueError as exc:
+                        skipped.append(f"{path}: line {number} skipped: {exc}")
             elif relative.endswith("/" + RECORD_NAME) and not relative.startswith(MANIFEST + "/"):
-                record = json.loads(storage.read_bytes(path))
-                if isinstance(record, dict) and isinstance(record.get("stems"), dict):
-                    records.append(record)
-        except (UMXError, ValueError, OSError):
-            continue
-    return records, [s for s in summaries if isinstance(s, dict)], [f for f in failures if isinstance(f, dict)]
+                record = _parse(storage.read_bytes(path))
+                if not isinstance(record.get("stems"), dict):
+                    raise ValueError("a record without stems")
+                records.append(record)
+        except (UMXError, ValueError, OSError) as exc:
+            skipped.append(f"{path}: skipped: {exc}")
+    return records, summaries, failures, skipped
+
+
+def _parse(data):
+    """The JSON object in `data` (bytes); ValueError saying why there is none."""
+    try:
+        value = json.loads(data)
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8") from None
+    except ValueError:
+        raise ValueError("not JSON") from None
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+def _mapping(value):
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value):
+    """`value` as a float if it is a finite number, else None (a hand-edited file may hold anything)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
+
+
+def _text(value):
+    """A field as the report shows it: printable text (None: empty; not a string: its JSON)."""
+    return printable(value if isinstance(value, str) else "" if value is None else json.dumps(value))
+
+
+def _label(value):
+    """A figure's label: printable, and its `$` literal (matplotlib would read `$...$` as mathtext)."""
+    return _text(value).replace("$", r"\$")
 
 
 def _svg(figure):
@@ -63,9 +108,9 @@ def figures(records, summaries, failures):
     out = []
     loudness = {}
     for record in records:
-        for stem, stats in ((record.get("analytics") or {}).get("stems") or {}).items():
-            if stats.get("loudness_lufs") is not None:
-                loudness.setdefault(stem, []).append(stats["loudness_lufs"])
+        for stem, stats in _mapping(_mapping(record.get("analytics")).get("stems")).items():
+            if _number(_mapping(stats).get("loudness_lufs")) is not None:
+                loudness.setdefault(_label(stem), []).append(_number(stats["loudness_lufs"]))
     fig, ax = plt.subplots(figsize=(7, 3.2))
     if loudness:
         ax.boxplot(list(loudness.values()), tick_labels=list(loudness))
@@ -73,9 +118,7 @@ def figures(records, summaries, failures):
     ax.set_title(f"Loudness per stem ({len(records)} tracks)")
     out.append(("Loudness per stem", _svg(fig)))
 
-    shares = [sum(b - a for a, b in (record["analytics"].get("vocal_segments") or [])) /
-              max(record.get("duration_seconds") or 0, 1e-9)
-              for record in records if (record.get("analytics") or {}).get("instrumental") is not None]
+    shares = [share for share in map(_vocal_share, records) if share is not None]
     fig, ax = plt.subplots(figsize=(7, 3.2))
     ax.hist(shares, bins=[i / 10 for i in range(11)], color="C1")
     ax.set_xlabel("share of the track inside vocal segments")
@@ -84,17 +127,19 @@ def figures(records, summaries, failures):
     ax.set_title(f"Vocal presence ({instrumental} of {len(shares)} tracks instrumental)")
     out.append(("Vocal presence", _svg(fig)))
 
-    runs = sorted(summaries, key=lambda s: str(s.get("run")))
+    runs = sorted(summaries, key=lambda s: _text(s.get("run")))
+    hours = [_number(s.get("audio_hours")) or 0.0 for s in runs]
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.bar([str(s.get("run")) for s in runs], [s.get("audio_hours", 0.0) for s in runs], color="C2")
+    ax.bar([_label(s.get("run")) for s in runs], hours, color="C2")
     ax.set_ylabel("audio hours separated")
-    ax.set_title(f"Audio hours per run ({sum(s.get('audio_hours', 0.0) for s in runs):.2f} h in all)")
+    ax.set_title(f"Audio hours per run ({sum(hours):.2f} h in all)")
     ax.tick_params(axis="x", labelrotation=30)
     out.append(("Audio hours per run", _svg(fig)))
 
     stages = {}
     for failure in failures:
-        stages[failure.get("stage", "?")] = stages.get(failure.get("stage", "?"), 0) + 1
+        stage = _label(failure.get("stage", "?"))
+        stages[stage] = stages.get(stage, 0) + 1
     fig, ax = plt.subplots(figsize=(7, 3.2))
     ax.bar(list(stages), list(stages.values()), color="C3")
     ax.set_ylabel("failures")
@@ -103,30 +148,56 @@ def figures(records, summaries, failures):
     return out
 
 
+def _vocal_share(record):
+    """The share of a track inside its vocal segments; None without them (or unreadable)."""
+    analytics = _mapping(record.get("analytics"))
+    if analytics.get("instrumental") is None:
+        return None
+    try:
+        vocal = sum(float(end) - float(start) for start, end in analytics.get("vocal_segments") or [])
+    except (TypeError, ValueError):
+        return None
+    return vocal / max(_number(record.get("duration_seconds")) or 0.0, 1e-9)
+
+
 def slowest(records, count=SLOWEST):
     """The `count` tracks with the lowest real-time factor: `[(track, seconds, duration, factor)]`."""
-    rows = [(r["input"], r["separation_seconds"], r.get("duration_seconds") or 0.0)
-            for r in records if r.get("separation_seconds")]
-    rows = [(track, seconds, duration, duration / seconds) for track, seconds, duration in rows]
+    rows = [(_text(r.get("input")), _number(r.get("separation_seconds")), _number(r.get("duration_seconds")) or 0.0)
+            for r in records]
+    rows = [(track, seconds, duration, duration / seconds) for track, seconds, duration in rows if seconds]
     return sorted(rows, key=lambda row: row[3])[:count]
 
 
-def render(output, records, summaries, failures):
+def _cells(*values):
+    return "<tr>" + "".join(f"<td>{html.escape(value)}</td>" for value in values) + "</tr>"
+
+
+def render(output, records, summaries, failures, skipped=()):
     """The report's HTML text."""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Catalog report: {html.escape(output)}</title>",
+    shown = html.escape(printable(output))
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Catalog report: {shown}</title>",
              "<style>body{font-family:sans-serif;margin:2em;max-width:60em} figure{margin:1em 0} "
              "table{border-collapse:collapse} td,th{border:1px solid #ccc;padding:2px 8px;text-align:right} "
-             "td:first-child{text-align:left}</style></head><body>",
-             f"<h1>Catalog report</h1><p>{html.escape(output)}: {len(records)} complete tracks, "
+             "td:first-child,#failures td{text-align:left}</style></head><body>",
+             f"<h1>Catalog report</h1><p>{shown}: {len(records)} complete tracks, "
              f"{len(summaries)} runs, {len(failures)} failures.</p>"]
     for title, svg in figures(records, summaries, failures):
         parts.append(f"<figure class='plot'><figcaption>{html.escape(title)}</figcaption>{svg}</figure>")
     parts.append("<h2>Slowest tracks</h2><table id='slowest'><tr><th>track</th><th>seconds</th><th>audio seconds</th>"
                  "<th>x real time</th></tr>")
     for track, seconds, duration, factor in slowest(records):
-        parts.append(f"<tr><td>{html.escape(track)}</td><td>{seconds:.1f}</td><td>{duration:.1f}</td>"
-                     f"<td>{factor:.1f}</td></tr>")
-    parts.append("</table></body></html>")
+        parts.append(_cells(track, f"{seconds:.1f}", f"{duration:.1f}", f"{factor:.1f}"))
+    parts.append("</table><h2>Failures</h2><table id='failures'><tr><th>input</th><th>stage</th><th>error</th></tr>")
+    for failure in failures[:FAILURES_SHOWN]:
+        parts.append(_cells(*(_text(failure.get(key)) for key in ("path", "stage", "error"))))
+    parts.append("</table>")
+    if len(failures) > FAILURES_SHOWN:
+        parts.append(f"<p>and {len(failures) - FAILURES_SHOWN} more, in {FAILED}/.</p>")
+    if skipped:
+        parts.append("<h2>Not read</h2><ul id='skipped'>")
+        parts += [f"<li>{html.escape(printable(line))}</li>" for line in skipped]
+        parts.append("</ul>")
+    parts.append("</body></html>")
     return "\n".join(parts)
 
 
@@ -137,13 +208,16 @@ def main(argv=None):
     parser.add_argument("--out", help=f"where to write the report (default: OUTPUT/{MANIFEST}/{REPORT})")
     args = parser.parse_args(argv)
     try:
-        records, summaries, failures = gather(args.output)
+        records, summaries, failures, skipped = gather(args.output)
         target = args.out or storage.join(args.output, MANIFEST, REPORT)
-        storage.write_bytes(target, render(args.output, records, summaries, failures).encode())
+        storage.write_bytes(target, render(args.output, records, summaries, failures, skipped).encode())
     except UMXError as exc:
-        print(f"report: error: {exc}", file=sys.stderr)
+        print(f"report: error: {printable(exc)}", file=sys.stderr)
         return 2
-    print(f"{target}: {len(records)} tracks, {len(summaries)} runs, {len(failures)} failures")
+    for line in skipped:
+        print(f"report: {printable(line)}", file=sys.stderr)
+    print(printable(f"{target}: {len(records)} tracks, {len(summaries)} runs, {len(failures)} failures, "
+                    f"{len(skipped)} files or lines not read"))
     return 0
 
 

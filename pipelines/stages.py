@@ -11,12 +11,13 @@ Every failure becomes a status record with a stage ("match", "output", "decode",
 import dataclasses
 import json
 import os
+import unicodedata
 
 import apache_beam as beam
 
 from pipelines.records import RECORD_NAME, ListedRecord, identity_text
 from umx_core import storage
-from umx_core.errors import UMXError
+from umx_core.errors import UMXError, printable
 from umx_core.outputs import claim, is_inside, output_name
 
 NAMESPACE = "separate_catalog"
@@ -28,9 +29,10 @@ def count(name, value=1):
 
 
 def failure(error, **extra):
-    """A failed track's (or pattern's) status record, from the UMXError that stopped it (its path and stage)."""
+    """A failed track's (or pattern's) status record, from the UMXError that stopped it (its path and
+    stage); its message as `printable` text, so a name in it cannot corrupt a terminal or a log line."""
     count("failed")
-    return {"path": error.path, "status": "failed", "stage": error.stage, "error": str(error), **extra}
+    return {"path": error.path, "status": "failed", "stage": error.stage, "error": printable(error), **extra}
 
 
 def match_failure(value, kind, problem):
@@ -53,12 +55,21 @@ def relative_output(path, base):
 
     The job's own folders (`_failed`, `_runs`, `_manifest`: every top-level name that starts with
     "_") are never a track's: such a name gets one more "_" (`_failed/x` -> `__failed/x`, and a
-    real `__failed` -> `___failed`, so no two names meet).
+    real `__failed` -> `___failed`, so no two names meet). Any other name is its folder's as it
+    is, so two inputs share a folder only where `ClaimFolders` sees them meet.
 
     Raises:
         UMXError (stage "output") for a name that would leave the output folder (`..`, `.` or
-        empty segments) or holds control characters (object names are whoever uploads them).
+        empty segments), holds a control character (Unicode's category Cc: U+0000-U+001F, DEL
+        and U+0080-U+009F, NEL among them; object names are whoever uploads them), or is not
+        UTF-8 (a local file name of other bytes; its path in the failure shows them as `\\xNN`).
     """
+    if not is_utf8(path):
+        # Beam's coders, the records, the manifest and gs:// hold UTF-8 text only, and an escaped
+        # stand-in could be another file's real name: the track fails, naming it
+        shown = printable(path)
+        raise UMXError(f"{shown}: its name is not UTF-8 text (each byte that is not is shown as \\xNN); the job "
+                       f"names tracks in UTF-8 (Beam, records, manifest, gs://): rename it", path=shown, stage="output")
     if base:
         rel = path[len(base):].lstrip("/")
     else:
@@ -66,10 +77,20 @@ def relative_output(path, base):
     folder = rel.rsplit("/", 1)[0] + "/" if "/" in rel else ""
     rel = folder + output_name(rel)
     segments = rel.split("/")
-    if any(segment in ("", ".", "..") for segment in segments) or any(ord(c) < 32 or ord(c) == 127 for c in rel):
-        raise UMXError(f"{path!r}: its output folder would be {rel!r}, which leaves the output folder or holds "
-                       f"control characters; rename it", path=path, stage="output")
+    if any(segment in ("", ".", "..") for segment in segments) or any(unicodedata.category(c) == "Cc" for c in rel):
+        raise UMXError(f"{printable(path)}: its output folder would be {printable(rel)}, which leaves the output "
+                       f"folder or holds control characters; rename it", path=path, stage="output")
     return "_" + rel if rel.startswith("_") else rel
+
+
+def is_utf8(name):
+    """Whether `name` is text that encodes as UTF-8: what a name must be to travel through the job
+    (a local file name of other bytes reaches Python with surrogates, from `os.fsdecode`)."""
+    try:
+        name.encode("utf-8")
+    except (UnicodeEncodeError, AttributeError):
+        return False
+    return True
 
 
 class ExpandInputs(beam.DoFn):
@@ -106,8 +127,11 @@ class ExpandInputs(beam.DoFn):
 
     def _expand(self, kind, value):
         if kind == "list":
-            lines = storage.read_bytes(value).decode().splitlines()
-            listed = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+            # lines end at "\n" alone (U+2028 or NEL may be inside a name); a line that is not UTF-8
+            # is one path that fails alone (`relative_output`)
+            lines = storage.read_bytes(value).decode("utf-8", "surrogateescape").split("\n")
+            listed = [line.strip(" \t\r") for line in lines]
+            listed = [line for line in listed if line and not line.startswith("#")]
             if any(line.startswith("{") for line in listed):
                 yield from self._failure_records(value, listed)
             else:
@@ -128,7 +152,9 @@ class ExpandInputs(beam.DoFn):
             try:
                 record = json.loads(line)
                 path = record["path"]
-            except (ValueError, KeyError, TypeError):
+                if not is_utf8(path) or not (record.get("output") is None or is_utf8(record["output"])):
+                    raise TypeError("a path that is not UTF-8 text")
+            except (ValueError, KeyError, TypeError, AttributeError):
                 raise UMXError(f"{listing}: line {number} is neither a path nor a failure record") from None
             if record.get("output"):
                 yield path, record["output"]

@@ -11,7 +11,7 @@ import apache_beam as beam
 from pipelines import manifest
 from pipelines.stages import count
 from umx_core import storage
-from umx_core.errors import UMXError
+from umx_core.errors import UMXError, printable
 from umx_core.version import code_version
 
 FAILED, RUNS = "_failed", "_runs"
@@ -81,7 +81,8 @@ def _store(path, data):
         storage.write_bytes(path, data)
         return []
     except (UMXError, OSError) as exc:
-        error = f"{path}: the run's own file could not be written ({exc}); the tracks' stems and records are in place"
+        error = printable(f"{path}: the run's own file could not be written ({exc}); the tracks' stems and records "
+                          f"are in place")
         logging.getLogger(__name__).error(error)
         count("summary_errors")
         return [error]

@@ -1,4 +1,4 @@
-"""The one exception type for the package's expected failures."""
+"""The one exception type for the package's expected failures, and how a message shows a name."""
 
 # where a track's separation can fail, in the order a track meets them
 STAGES = ("match", "output", "decode", "separate", "write")
@@ -25,3 +25,20 @@ class UMXError(Exception):
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
         super().__init__(message)
         self.path, self.stage = path, stage
+
+
+def printable(text):
+    """`text` as a terminal or a log line can show it: every character Python would not print as
+    itself (controls such as a newline or an escape, line separators, format characters such as a
+    bidi override) written as its escape (`\\n`, `\\x1b`, `\\u2028`), and each byte of a file name
+    that is not UTF-8 (a surrogate of `os.fsdecode`) as `\\xNN`, the byte itself. Printable text,
+    any script's, is left as it is. For messages: a name's exact text stays in the record's field."""
+    out = []
+    for char in str(text):
+        if char.isprintable():
+            out.append(char)
+        elif "\udc80" <= char <= "\udcff":
+            out.append(f"\\x{ord(char) - 0xDC00:02x}")
+        else:
+            out.append(repr(char)[1:-1])
+    return "".join(out)

@@ -1,4 +1,8 @@
-"""umx_core.audio.read into a caller's array: the file's samples, through any view, errors naming the file."""
+"""umx_core.audio.read into a caller's array: the file's samples, through any view, errors naming the file;
+files whose names are not UTF-8 through both backends."""
+
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -45,3 +49,25 @@ def test_a_truncated_file_read_into_an_array_names_the_file(wav, tmp_path):
         f.write(data[: len(data) // 2])  # the header still says 3000 samples
     with pytest.raises(UMXError, match=f"{cut}: ends (at|after) "):
         audio.read(cut, 1000, 1500, out=np.zeros((2, 1500), np.float32))
+
+
+def _not_utf8(folder, name):
+    """A path in `folder` whose file name holds the bytes `name` (not UTF-8), as Python names it."""
+    return os.fsdecode(os.path.join(os.fsencode(str(folder)), name))
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg program (make system-deps)")
+def test_a_file_whose_name_is_not_utf8_decodes_with_either_backend_and_its_errors_name_it(wav, tmp_path):
+    path, whole = wav
+    odd = _not_utf8(tmp_path, b"caf\xe9.wav")
+    shutil.copyfile(path, odd)
+    for backend in audio.BACKENDS:
+        reader = audio.open_input(odd, 8000, backend=backend, tmpdir=str(tmp_path))
+        np.testing.assert_allclose(reader.read(0, reader.samples), whole.T, atol=1e-6)
+        reader.close()
+    broken = _not_utf8(tmp_path, b"bad\xff.mp3")
+    with open(broken, "wb") as f:
+        f.write(b"not audio" * 100)
+    with pytest.raises(UMXError, match="ffmpeg cannot decode it") as caught:  # ffmpeg repeats the name's bytes
+        audio.open_input(broken, 8000, backend="ffmpeg", tmpdir=str(tmp_path))
+    assert str(caught.value).startswith(broken)

@@ -184,9 +184,10 @@ def _ffmpeg_decode(path, label, start, duration, tmpdir):
     if duration is not None and duration > 0:
         cmd += ["-t", str(duration)]
     cmd += ["-i", local, "-map", "0:a:0", "-vn", "-c:a", "pcm_f32le", "-f", "wav", out]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True)  # bytes: ffmpeg repeats the name, which may not be UTF-8
     if proc.returncode != 0 or not os.path.exists(out):
-        message = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        lines = proc.stderr.decode("utf-8", "replace").strip().split("\n")
+        message = lines[-1].strip() or "no output"
         raise UMXError(f"{label}: ffmpeg cannot decode it ({message})")
     return out
 
