@@ -5,7 +5,7 @@ seconds per wall second of: the bare `umx_core.separate_file` loop in this proce
 already loaded, compiled on a warm-up file first), the job with one worker
 (`python -m pipelines.separate_catalog`, start-up and model loading included), and the job with
 `--direct_running_mode=multi_processing --direct_num_workers=2`. The job's fixed start-up (process,
-imports, model load, compiled programs from the cache, pipeline construction) is timed on one 10 s
+imports, model load and compilation, pipeline construction) is timed on one 10 s
 track and also taken out, so the overhead that grows with the catalog shows on its own. With
 `--long-minutes`, also the job's peak RSS on one track of that length (the child process's ru_maxrss).
 
@@ -66,7 +66,7 @@ def main():
         pattern = os.path.join(data, "*.flac")
         short = os.path.join(tmp, "short")
         write_tracks(short, 1, 10.0)
-        job(os.path.join(short, "*.flac"), os.path.join(tmp, "warm-job"), args.model)  # fills the XLA cache
+        job(os.path.join(short, "*.flac"), os.path.join(tmp, "warm-job"), args.model)  # the OS's file caches
         startup, _ = job(os.path.join(short, "*.flac"), os.path.join(tmp, "short-out"), args.model)
         one, _ = job(pattern, os.path.join(tmp, "one"), args.model)
         two, _ = job(pattern, os.path.join(tmp, "two"), args.model,

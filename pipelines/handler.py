@@ -46,10 +46,10 @@ class SeparatorModelHandler(ModelHandler):
         self.model_digest, self.batch_seconds, self.run_id = model_digest, float(batch_seconds), run_id
 
     def load_model(self):
-        from umx_core.cli import xla_cache
         from umx_core.cli.console import quiet_tensorflow
 
-        xla_cache.enable()  # the worker's other SDK processes, and later bundles, reuse compiled programs
+        # no persistent XLA cache here (umx_core/cli/xla_cache.py): a worker compiles its own programs
+        # rather than load ones that other processes, settings or machines left in a shared folder
         quiet_tensorflow()
         _configure_gpus()
         from umx_core.pretrained import load_separator

@@ -114,6 +114,7 @@ class SafeZip:
             _entry_plain(data, info)
 
     def names(self):
+        """The entries' names, in the archive's order."""
         return list(self.entries)
 
     def read(self, name, expected=None):

@@ -1,5 +1,6 @@
 """The catalog job end to end: `python -m pipelines.separate_catalog` on DirectRunner."""
 
+import glob
 import io
 import json
 import os
@@ -59,7 +60,9 @@ def make_catalog(root):
 
 
 def run_job(*args, check=True):
-    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    # PYTHONFAULTHANDLER: a job that dies of a signal leaves its Python stack in the failure's message
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.run([sys.executable, "-m", "pipelines.separate_catalog", *args], env=env,
                           capture_output=True, text=True, timeout=900)
     if check:
@@ -175,12 +178,14 @@ def test_the_openvino_runtime_gives_the_same_outcomes_and_records(model, tmp_pat
             assert np.linalg.norm(b - a) / np.linalg.norm(a) < 1e-4, f"{name}/{stem}"  # float32 rounding, -80 dB
 
 
-def test_a_killed_local_run_then_a_rerun_leaves_every_track_complete_and_right(model, tmp_path):
+def test_a_killed_local_run_then_a_rerun_leaves_every_track_complete_and_right(model, tmp_path, monkeypatch):
     """SIGKILL once the first track is complete: every record left beside its own whole stems; the
     rerun (DirectRunner in multi_processing mode) skips those and completes the rest, each stem the
-    in-memory Separator's output for its track (to FLAC's 24-bit resolution)."""
+    in-memory Separator's output for its track (to FLAC's 24-bit resolution). The worker processes
+    compile their own programs: nothing goes to, or comes from, `umx`'s XLA cache."""
     from tests.pipelines.conftest import check_records
 
+    monkeypatch.setenv("UMX_XLA_CACHE", str(tmp_path / "xla"))
     local = str(tmp_path / "catalog")
     os.makedirs(local)
     rng = np.random.default_rng(1)
@@ -209,6 +214,7 @@ def test_a_killed_local_run_then_a_rerun_leaves_every_track_complete_and_right(m
     assert (again["separated"], again["skipped"], again["failed"]) == (8 - len(done_before), len(done_before), 0)
     records = check_records(output)
     assert sorted(records) == sorted(inputs)
+    assert not glob.glob(str(tmp_path / "xla" / "**" / "*.pb"), recursive=True)
     separator = load_separator(model)
     for name, audio in inputs.items():
         assert records[name]["duration_seconds"] == pytest.approx(2.5)

@@ -129,8 +129,8 @@ def main(argv=None):
     from umx_core.cli import xla_cache
     from umx_core.cli.console import quiet_tensorflow
 
-    xla_cache.enable()  # compiled programs reused by the next run
-    quiet_tensorflow(args.verbose)
+    with xla_cache.enabled(args.verbose):  # compiled programs reused by the next run on this machine
+        quiet_tensorflow(args.verbose)
     from umx_core import storage
     from umx_core.outputs import output_name
     from umx_core.pretrained import load_separator
