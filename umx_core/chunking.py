@@ -17,6 +17,61 @@ Chunk = collections.namedtuple("Chunk", "start centre first count")
 Chunk.__doc__ = """One chunk: first centre frame, centre frames, first frame with context, frames with context."""
 
 
+Layout = collections.namedtuple("Layout", "samples frames chunks width length")
+Layout.__doc__ = """How one track is cut: its samples and STFT frames, its `Chunk`s, the frames every chunk is
+padded to (`width`), and the samples of its padded overlap-add buffer (`length`)."""
+
+
+class StftGeometry:
+    """UMX's chunk geometry: chunks of STFT frames over the track reflect-padded by `n_fft // 2`,
+    overlap-added and divided by the window envelope once.
+
+    The one place where a track's frames, padding, chunk spans and normalisation are worked out:
+    the `Separator` (in memory) and `umx_core.stream` (file to file) ask it, never compute them.
+
+    Args:
+        n_fft, n_hop: STFT size and hop.
+        segment: centre frames per chunk; None: a whole track is one chunk.
+        context: frames the network sees on each side of a chunk's centre.
+    """
+
+    def __init__(self, n_fft, n_hop, segment, context):
+        self.n_fft, self.n_hop, self.segment, self.context = int(n_fft), int(n_hop), segment, int(context)
+        self.pad = self.n_fft // 2  # the padded buffer's sample of the track's first one
+
+    def too_short(self, samples):
+        """What is wrong with a track of `samples` samples, or None: the STFT's reflect padding needs
+        more than `n_fft // 2`."""
+        if samples <= self.pad:
+            return f"{samples} samples; more than {self.pad} (n_fft/2) are needed"
+        return None
+
+    def layout(self, samples):
+        """The `Layout` of a track of `samples` samples."""
+        frames = 1 + samples // self.n_hop  # torch.stft's frames with center=True
+        return Layout(samples, frames, plan(frames, self.segment, self.context),
+                      width(frames, self.segment, self.context), self.n_fft + self.n_hop * (frames - 1))
+
+    def span(self, chunk):
+        """`(lo, hi)`: the samples of the padded track a chunk's audio is."""
+        lo = chunk.first * self.n_hop
+        return lo, lo + self.n_fft + self.n_hop * (chunk.count - 1)
+
+    def place(self, chunk):
+        """The padded track's sample where a chunk's stems are overlap-added (samples before the next
+        chunk's place are final once it is added)."""
+        return chunk.start * self.n_hop
+
+    def source_index(self, lo, hi, samples):
+        """Indices into a track of `samples` samples of positions `[lo, hi)` of its padded form."""
+        return reflect_index(lo, hi, self.pad, samples)
+
+    def normalise(self, block, layout, start):
+        """Divide overlap-added samples `(..., n)` from sample `start` of the padded track by the window
+        envelope, in place."""
+        normalise(block, layout.frames, self.n_fft, self.n_hop, start)
+
+
 def plan(nb_frames, segment, context):
     """The chunks of a track of `nb_frames` frames.
 

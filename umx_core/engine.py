@@ -1,8 +1,8 @@
 """The chunk engine: a UMX model's compiled computation, named chunks of audio in, their stems out.
 
-A track is cut into `chunking.Chunk`s (`plan`); a caller reads each chunk's samples (`span`) and
-hands a batch of `Piece(key, chunk, audio)` to `separate`, which returns each piece's stems to
-overlap-add at `chunk.start * n_hop` of the track's padded signal. The `Separator` (in memory) and
+A track is cut into `chunking.Chunk`s by the engine's `geometry` (`layout`); a caller reads each
+chunk's samples (`geometry.span`) and hands a batch of `Piece(key, chunk, audio)` to `separate`,
+which returns each piece's stems to overlap-add at `geometry.place(chunk)` of the padded track. The `Separator` (in memory) and
 `umx_core.stream` (file to file) both drive it; `key` is theirs, to say which track a piece is of.
 
 Inside: the STFT, one compiled program per kind of filter (targets alike but for their weights'
@@ -24,7 +24,7 @@ from umx_core.nn.transforms import overlap_add, stft_frames
 
 Piece = collections.namedtuple("Piece", "key chunk audio")
 Piece.__doc__ = """A chunk to separate: the caller's `key` (which track), its `chunking.Chunk`, and float32
-`(channels, samples)` audio: samples `span(chunk)` of the track reflect-padded by `n_fft // 2`."""
+`(channels, samples)` audio: samples `geometry.span(chunk)` of the padded track."""
 
 
 def _compute_in(layers, precision):
@@ -110,6 +110,7 @@ class ChunkEngine:
                  runtime="xla"):
         self.model, self.segment, self.context = model, segment, int(context)
         self.n_fft, self.n_hop = model.n_fft, model.n_hop
+        self.geometry = chunking.StftGeometry(self.n_fft, self.n_hop, segment, context)
         self.jit_compile = bool(jit_compile) and segment is not None
         self.precision = settings.check("precision", precision)
         self.runtime = settings.check("runtime", runtime)
@@ -138,17 +139,6 @@ class ChunkEngine:
             make = _bridged_program if model.joint.bridge else _filter_programs
             self.filter_programs = make(model.joint.filter_layers, jit)
 
-    def plan(self, nb_frames):
-        """`(chunks, width)`: the `chunking.Chunk`s of a track of `nb_frames` STFT frames, and the
-        frames every chunk of it is padded to."""
-        return (chunking.plan(nb_frames, self.segment, self.context),
-                chunking.width(nb_frames, self.segment, self.context))
-
-    def span(self, chunk):
-        """`(lo, hi)`: the samples of the reflect-padded track a chunk's audio is."""
-        lo = chunk.first * self.n_hop
-        return lo, lo + self.n_fft + self.n_hop * (chunk.count - 1)
-
     def per_call(self, width):
         """Chunks of `width` frames that go into one network call."""
         return chunking.chunks_per_call(width, self.batch_frames)
@@ -158,7 +148,7 @@ class ChunkEngine:
 
         Args:
             pieces: `Piece`s whose audio all has the same channels.
-            width: frames every chunk is padded to (`plan`).
+            width: frames every chunk is padded to (`geometry.layout`).
         Returns:
             float32 `(sources, channels, n_fft + n_hop * (chunk.centre - 1))` per piece, to
             overlap-add at sample `chunk.start * n_hop` of the padded track.

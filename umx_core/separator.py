@@ -11,10 +11,9 @@ at most `segment` frames is one chunk and matches open-unmix exactly.
 
 import numpy as np
 
-from umx_core import chunking, settings
+from umx_core import settings
 from umx_core.engine import ChunkEngine, Piece
 from umx_core.errors import UMXError
-from umx_core.nn.transforms import frame_count
 from umx_core.nn.umx import UMX
 from umx_core.settings import SETTINGS
 from umx_core.version import code_version
@@ -132,8 +131,9 @@ class Separator:
         channels = audio.shape[1]
         if channels > 2 or channels < 1:
             raise UMXError(f"audio has {channels} channels; the model takes {self.nb_channels} (downmix first)")
-        if audio.shape[2] <= self.n_fft // 2:
-            raise UMXError(f"audio has {audio.shape[2]} samples; more than {self.n_fft // 2} (n_fft/2) are needed")
+        short = self.engine.geometry.too_short(audio.shape[2])
+        if short:
+            raise UMXError(f"audio has {short}")
         if not np.isfinite(audio).all():
             raise UMXError("audio contains NaN or infinite samples")
         if channels == 1 and self.nb_channels == 2:
@@ -150,21 +150,19 @@ class Separator:
         """
         audio = self._prepare(audio)
         batch, channels, samples = audio.shape
-        n_fft, hop, pad = self.n_fft, self.n_hop, self.n_fft // 2
-        nb_frames = frame_count(samples, n_fft, hop)
-        out = np.zeros((batch, len(self.sources), channels, n_fft + hop * (nb_frames - 1)), np.float32)
-        chunks, width = self.engine.plan(nb_frames)
-        jobs = [(b, chunk) for b in range(batch) for chunk in chunks]
-        per_call = self.engine.per_call(width)
+        geometry = self.engine.geometry
+        layout = geometry.layout(samples)
+        out = np.zeros((batch, len(self.sources), channels, layout.length), np.float32)
+        jobs = [(b, chunk) for b in range(batch) for chunk in layout.chunks]
+        per_call = self.engine.per_call(layout.width)
         for first in range(0, len(jobs), per_call):
-            pieces = [Piece(b, chunk, audio[b][:, chunking.reflect_index(*self.engine.span(chunk), pad, samples)])
+            pieces = [Piece(b, chunk, audio[b][:, geometry.source_index(*geometry.span(chunk), samples)])
                       for b, chunk in jobs[first : first + per_call]]
-            for piece, stems in zip(pieces, self.engine.separate(pieces, width)):
-                at = piece.chunk.start * hop
+            for piece, stems in zip(pieces, self.engine.separate(pieces, layout.width)):
+                at = geometry.place(piece.chunk)
                 out[piece.key, :, :, at : at + stems.shape[-1]] += stems
-        out = out[..., pad : pad + samples]
-        # inside the reflect padding every sample is covered by a window: the envelope is > 0
-        chunking.normalise(out, nb_frames, n_fft, hop, start=pad)
+        out = out[..., geometry.pad : geometry.pad + samples]
+        geometry.normalise(out, layout, start=geometry.pad)
         return out
 
     def to_dict(self, estimates, aggregate_dict=None):

@@ -22,10 +22,9 @@ import time
 
 import numpy as np
 
-from umx_core import audio, chunking, settings, storage
+from umx_core import audio, settings, storage
 from umx_core.engine import Piece
 from umx_core.errors import UMXError
-from umx_core.nn.transforms import frame_count
 
 FULL_BELOW = 1 << 24  # bytes free under which a failed write is put down to a full disk
 
@@ -142,15 +141,16 @@ class _StreamedTrack:
         self.outdir, self.names, self.aggregate = outdir, names, aggregate
         self.began, self.notes, self.analytics = began, notes, analytics
         self.error, self.stems, self.writers, self.meters = None, None, None, None
-        n_fft, hop = separator.n_fft, separator.n_hop
-        self.pad = n_fft // 2
-        if reader.samples <= self.pad:
-            self.fail(UMXError(f"{reader.label}: {reader.samples} samples ({reader.samples / reader.rate:.3f} s); "
-                               f"more than {self.pad} (n_fft/2) are needed", path=path, stage="decode"))
+        self.geometry = geometry = separator.engine.geometry
+        self.pad = geometry.pad
+        short = geometry.too_short(reader.samples)
+        if short:
+            self.fail(UMXError(f"{reader.label}: {short} ({reader.samples / reader.rate:.3f} s of audio)",
+                               path=path, stage="decode"))
             return
         self.channels = 2 if (reader.channels == 1 and separator.nb_channels == 2) else reader.channels
-        self.nb_frames = frame_count(reader.samples, n_fft, hop)
-        self.chunks, self.width = separator.engine.plan(self.nb_frames)
+        self.layout = geometry.layout(reader.samples)
+        self.chunks, self.width = self.layout.chunks, self.layout.width
         self.buffer = np.zeros((len(separator.sources), self.channels, 0), np.float32)
         self.base, self.emitted, self.end = 0, self.pad, self.pad + reader.samples
         if analytics is not None:  # every stem written and the mixture, block by block as they are written
@@ -177,7 +177,7 @@ class _StreamedTrack:
         lo, hi = span
         if self.error is None:
             try:
-                samples = self.reader.reflect(lo, hi, self.pad)
+                samples = self.reader.gather(self.geometry.source_index(lo, hi, self.reader.samples))
                 return np.repeat(samples, 2, axis=0) if self.channels != self.reader.channels else samples
             except UMXError as exc:
                 self.fail(_error(exc, self.path, "decode"))
@@ -199,7 +199,7 @@ class _StreamedTrack:
         if self.error is not None or final <= self.emitted:
             return
         block = np.array(self.buffer[..., self.emitted - self.base : final - self.base])
-        chunking.normalise(block, self.nb_frames, self.separator.n_fft, self.separator.n_hop, start=self.emitted)
+        self.geometry.normalise(block, self.layout, start=self.emitted)
         if not np.isfinite(block).all():
             self.fail(UMXError(f"{self.reader.label}: the model produced NaN or infinite samples near "
                                f"{(self.emitted - self.pad) / self.reader.rate:.1f} s (a broken model?)",
@@ -268,7 +268,7 @@ def _free_bytes(folder):
 def _stream(engine, tracks, progress=None):
     """Run every track's chunks through the chunk engine in shared batches; yields each track
     when it is finished (or failed). Tracks of the same chunk width and channels share batches."""
-    hop = engine.n_hop
+    geometry = engine.geometry
     by_shape = {}
     for track in tracks:
         by_shape.setdefault((track.width, track.channels), []).append(track)
@@ -285,13 +285,13 @@ def _stream(engine, tracks, progress=None):
                     chosen.append((track, chunk))
             # read once the batch is chosen: a read that fails keeps its row (zeros, discarded), so one
             # broken track never changes the shape the other tracks are computed in
-            batch = [Piece(track, chunk, track.read(chunk, engine.span(chunk))) for track, chunk in chosen]
+            batch = [Piece(track, chunk, track.read(chunk, geometry.span(chunk))) for track, chunk in chosen]
             for piece, stems in zip(batch, engine.separate(batch, width) if batch else []):
-                piece.key.add(piece.chunk.start * hop, stems)
+                piece.key.add(geometry.place(piece.chunk), stems)
             for track in dict.fromkeys(piece.key for piece in batch):  # each once, in batch order
                 # a track's chunks are contiguous: its next one, if any, is the next job
                 following = jobs[position][1] if position < len(jobs) and jobs[position][0] is track else None
-                track.flush(following.start * hop if following else track.end,
+                track.flush(geometry.place(following) if following else track.end,
                             progress if len(tracks) == 1 else None)
                 if following is None or track.error is not None:
                     track.finish()

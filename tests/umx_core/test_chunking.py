@@ -65,3 +65,30 @@ def test_rows_exact_for_few_chunks_a_call_and_few_shapes_for_many(per_call):
         # padded to powers of two: a handful of compiled shapes however large the batch
         assert all(r == per_call or r & (r - 1) == 0 for r in rows)
         assert len(set(rows)) <= per_call.bit_length() + 1 < per_call
+
+
+@pytest.mark.parametrize("samples,segment,context", [(1000, 4, 2), (4097, 8, 3), (200, None, 2), (130, 4, 0)])
+def test_stft_geometry_round_trip_rebuilds_the_track(samples, segment, context):
+    """A program that returns each chunk's centre frames windowed twice (an STFT then an ISTFT with
+    nothing between), placed and normalised as the geometry says, gives back the track: spans,
+    places, the padded length and the envelope agree with each other and with torch.stft's frames."""
+    n_fft, hop = 64, 16
+    geometry = chunking.StftGeometry(n_fft, hop, segment, context)
+    track = np.random.default_rng(samples).standard_normal((2, samples)).astype(np.float32)
+    layout = geometry.layout(samples)
+    frames = torch.stft(torch.from_numpy(track), n_fft, hop, window=torch.hann_window(n_fft),
+                        return_complex=True).shape[-1]
+    assert layout.frames == frames and all(c.count <= layout.width for c in layout.chunks)
+    window = np.hanning(n_fft + 1)[:-1] ** 2
+    out = np.zeros((2, layout.length), np.float32)
+    for chunk in layout.chunks:
+        audio = track[:, geometry.source_index(*geometry.span(chunk), samples)]
+        stems = np.zeros((2, n_fft + hop * (chunk.centre - 1)), np.float32)
+        for j in range(chunk.centre):
+            at = (chunk.start - chunk.first + j) * hop
+            stems[:, j * hop : j * hop + n_fft] += audio[:, at : at + n_fft] * window
+        out[:, geometry.place(chunk) : geometry.place(chunk) + stems.shape[-1]] += stems
+    out = out[:, geometry.pad : geometry.pad + samples]
+    geometry.normalise(out, layout, start=geometry.pad)
+    np.testing.assert_allclose(out, track, atol=1e-5)
+    assert geometry.too_short(n_fft // 2) and not geometry.too_short(n_fft // 2 + 1)

@@ -14,7 +14,7 @@ import threading
 import numpy as np
 import soundfile as sf
 
-from umx_core import chunking, storage
+from umx_core import storage
 from umx_core.errors import UMXError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
@@ -102,9 +102,9 @@ class Reader:
         if error is not None:
             raise UMXError(str(error)) from error  # it names the gs:// path
 
-    def reflect(self, lo, hi, pad):
-        """Samples `[lo, hi)` of the track reflect-padded by `pad` (torch's reflect), as the Separator pads."""
-        index = chunking.reflect_index(lo, hi, pad, self.samples)
+    def gather(self, index):
+        """`(channels, len(index))` samples at the track positions `index` (a chunk geometry's
+        `source_index`: a padded span of the track), reading only the range they cover."""
         first, stop = int(index.min()), int(index.max()) + 1
         return self.read(first, stop)[:, index - first]
 
