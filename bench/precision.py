@@ -18,7 +18,7 @@ from common import RATE, THREADS, best_time, limit_threads, umxhq_size_models
 
 
 def speed(seconds, repeats):
-    from umx_core.convert import separator_from_openunmix
+    from umx_core.pretrained import separator_from_openunmix
 
     models = {k: m.state_dict() for k, m in umxhq_size_models().items()}
     audio = (np.random.default_rng(0).standard_normal((1, 2, int(seconds * RATE))) * 0.1).astype(np.float32)

@@ -26,7 +26,7 @@ def main():
     import torch
     from openunmix.model import Separator as TorchSeparator
 
-    from umx_core.convert import separator_from_openunmix
+    from umx_core.pretrained import separator_from_openunmix
     from umx_core.runtime.openvino import has_bfloat16
 
     models = umxhq_size_models()

@@ -26,7 +26,7 @@ def main():
     import torch
     from openunmix.model import Separator as TorchSeparator
 
-    from umx_core.convert import separator_from_openunmix
+    from umx_core.pretrained import separator_from_openunmix
 
     models = umxhq_size_models()
     audio = (np.random.default_rng(0).standard_normal((1, 2, int(args.seconds * RATE))) * 0.1).astype(np.float32)

@@ -90,3 +90,92 @@ def test_nothing_outside_a_module_uses_its_private_names():
                     if target != here:
                         offenders.append((here, f"{target}.{node.attr}"))
     assert not offenders, sorted(set(offenders))
+
+
+def import_graph(*folders):
+    """`{module: {project modules it imports}}`, imports inside functions included; `from pkg import
+    mod` counts as an import of `pkg.mod` where that is a module."""
+    modules = {module_name(p): p for p in python_files(*folders)}
+    graph = {}
+    for here, path in modules.items():
+        edges = set()
+        for module, names, _node in project_imports(ast.parse(open(path).read()), here):
+            edges |= {f"{module}.{n}" for n in names if f"{module}.{n}" in modules} or {module}
+            edges |= {module} if any(f"{module}.{n}" not in modules for n in names) else set()
+        graph[here] = {m for m in edges if m in modules and m != here}
+    return graph
+
+
+def circles(graph):
+    """The strongly connected groups of more than one module (Tarjan's algorithm, without recursion)."""
+    index, low, on_stack, stack, found, counter = {}, {}, set(), [], [], [0]
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter[0]
+        counter[0] += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    group = set()
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        group.add(member)
+                        if member == node:
+                            break
+                    if len(group) > 1:
+                        found.append(sorted(group))
+            elif child not in index:
+                index[child] = low[child] = counter[0]
+                counter[0] += 1
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(sorted(graph[child]))))
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+    return found
+
+
+def test_the_circle_finder_finds_a_circle():
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert circles({"a": {"b"}, "b": set(), "c": {"a"}}) == []
+
+
+def test_no_import_circle_in_the_project():
+    """Imports inside functions included: a circle held together by late imports is still a circle."""
+    assert circles(import_graph(*PACKAGES)) == []
+
+
+# umx_core's layers, bottom up: a module imports only from its own layer and those below
+UMX_CORE_LAYERS = (
+    ("umx_core", "errors", "version", "checks", "settings", "devices", "storage", "audio", "outputs", "analytics"),
+    ("nn",),
+    ("runtime",),
+    ("chunking", "engine"),
+    ("separator", "saved"),
+    ("safe_pickle", "safe_zip", "pth", "convert", "registry"),
+    ("pretrained",),
+    ("stream",),
+    ("cli", "__main__"),
+)
+
+
+def layer_of(module):
+    parts = module.split(".")
+    name = parts[1] if len(parts) > 1 else "umx_core"
+    return next(k for k, layer in enumerate(UMX_CORE_LAYERS) if name in layer)
+
+
+def test_umx_core_imports_only_downwards():
+    graph = import_graph("umx_core")
+    upward = sorted((a, b) for a, edges in graph.items() for b in edges if layer_of(b) > layer_of(a))
+    assert not upward, upward

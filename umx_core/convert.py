@@ -106,21 +106,11 @@ def filter_from_openunmix(state_dict, name=None):
     return assign_openunmix_weights(layer, sd)
 
 
-def separator_from_openunmix(state_dicts, **separator_kwargs):
-    """A `Separator` from open-unmix weights.
-
-    Args:
-        state_dicts: `{target: state dict or .pth path}`, one OpenUnmix model per target.
-        **separator_kwargs: `Separator` arguments (niter, residual, sample_rate, n_fft, ...);
-            `nb_channels` defaults to the channels the weights were trained on.
-    Returns:
-        Separator
-    """
-    from umx_core.separator import Separator
-
+def filters_from_openunmix(state_dicts):
+    """`{target: BLSTMSpectralFilterLayer}` from open-unmix weights, `{target: state dict or .pth path}`;
+    the targets must agree on their channels."""
     filters = {target: filter_from_openunmix(sd, name=target) for target, sd in state_dicts.items()}
     channels = {layer.nb_channels for layer in filters.values()}
     if len(channels) != 1:
         raise UMXError(f"targets disagree on the number of channels: {channels}")
-    separator_kwargs.setdefault("nb_channels", channels.pop())
-    return Separator(filters, **separator_kwargs)
+    return filters

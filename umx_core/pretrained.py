@@ -105,11 +105,34 @@ def _not_a_model(path):
                     f"a training checkpoint becomes one with `python -m training.export CHECKPOINT --out DIR`)")
 
 
+def separator_from_openunmix(state_dicts, **separator_kwargs):
+    """A `Separator` from open-unmix weights.
+
+    Args:
+        state_dicts: `{target: state dict or .pth path}`, one OpenUnmix model per target.
+        **separator_kwargs: `Separator` arguments (niter, residual, sample_rate, n_fft, ...);
+            `nb_channels` defaults to the channels the weights were trained on.
+    Returns:
+        Separator
+    """
+    from umx_core.convert import filters_from_openunmix
+
+    filters = filters_from_openunmix(state_dicts)
+    separator_kwargs.setdefault("nb_channels", next(iter(filters.values())).nb_channels)
+    return Separator(filters, **separator_kwargs)
+
+
+def _convert_published(paths, model, folder, metadata):
+    """`registry.resolve`'s conversion: a published model's downloaded weights saved as a separator."""
+    separator_from_openunmix(paths, sample_rate=model.sample_rate, n_fft=model.n_fft, n_hop=model.n_hop,
+                             nb_channels=model.nb_channels, niter=1).save(folder, metadata=metadata)
+
+
 def _openunmix_folder(path, local):
     """A Separator from an open-unmix model folder (`<target>.pth`, and its `separator.json` with
     sample_rate / nfft / nhop / nb_channels as open-unmix's train.py writes; without it the STFT
     size comes from the weights and the hop is a quarter of it)."""
-    from umx_core.convert import infer_filter_kwargs, load_state_dict, separator_from_openunmix
+    from umx_core.convert import infer_filter_kwargs, load_state_dict
 
     weights = {f[:-4]: os.path.join(local, f) for f in sorted(os.listdir(local)) if f.endswith(".pth")}
     settings = {}
@@ -156,7 +179,7 @@ def load_separator(path, targets=None, **overrides):
     from umx_core import registry
 
     path = str(path)
-    folder = registry.resolve(path)
+    folder = registry.resolve(path, _convert_published)
     source = folder or path
     if folder is None and not storage.is_gcs(path) and not os.path.exists(path):
         raise UMXError(f"{path!r}: not a shipped model ({', '.join(registry.shipped()) or 'none'}), "

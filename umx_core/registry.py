@@ -159,8 +159,15 @@ def download(url, digest, folder, label):
     return path
 
 
-def resolve(name):
-    """A local separator directory for a model name, or None when `name` is not a model name."""
+def resolve(name, convert):
+    """A local separator directory for a model name, or None when `name` is not a model name.
+
+    Args:
+        name: a shipped or published model's name.
+        convert: `convert(paths, model, folder, metadata)`, called once per published model: save
+            the separator of the downloaded `{target: .pth path}` of `PublishedModel` `model` into
+            `folder` with `metadata` (the registry keeps files; its caller builds separators).
+    """
     if name in shipped():
         return shipped()[name]
     if name not in PUBLISHED:
@@ -172,15 +179,11 @@ def resolve(name):
         return converted
     downloads = os.path.join(cache_dir(), "downloads", name)
     paths = {t: download(url, digest, downloads, f"{name}/{t}") for t, (url, digest) in model.files.items()}
-    from umx_core.convert import separator_from_openunmix
-
-    separator = separator_from_openunmix(paths, sample_rate=model.sample_rate, n_fft=model.n_fft, n_hop=model.n_hop,
-                                         nb_channels=model.nb_channels, niter=1)
     os.makedirs(os.path.dirname(converted), exist_ok=True)
     tmp = tempfile.mkdtemp(dir=os.path.dirname(converted), prefix=f".{name}-")  # same filesystem: atomic rename
     try:
-        separator.save(tmp, metadata={"model_name": name, "licence": model.licence,
-                                      "source_files": {t: url for t, (url, _) in model.files.items()}})
+        convert(paths, model, tmp, {"model_name": name, "licence": model.licence,
+                                    "source_files": {t: url for t, (url, _) in model.files.items()}})
         os.replace(tmp, converted)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from tests.conftest import random_openunmix, random_openunmix_targets, rel_error, state_dicts
-from umx_core.convert import infer_filter_kwargs, load_state_dict, separator_from_openunmix
+from umx_core.convert import infer_filter_kwargs, load_state_dict
 from umx_core.errors import UMXError
+from umx_core.pretrained import separator_from_openunmix
 
 
 def test_pth_files_with_legacy_keys(tmp_path, rng):

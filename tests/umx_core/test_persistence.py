@@ -8,7 +8,7 @@ import pytest
 import umx_core
 from tests.conftest import random_openunmix_targets, state_dicts
 from umx_core import storage
-from umx_core.convert import separator_from_openunmix
+from umx_core.pretrained import separator_from_openunmix
 from umx_core.errors import UMXError
 
 

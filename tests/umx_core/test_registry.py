@@ -11,7 +11,7 @@ import torch
 
 from tests.conftest import random_openunmix
 from umx_core import registry
-from umx_core.convert import separator_from_openunmix
+from umx_core.pretrained import separator_from_openunmix
 from umx_core.errors import UMXError
 from umx_core.pretrained import load_separator
 

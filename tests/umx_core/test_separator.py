@@ -8,7 +8,7 @@ import torch
 
 from tests.conftest import random_openunmix_targets, rel_error, state_dicts
 from umx_core import chunking
-from umx_core.convert import separator_from_openunmix
+from umx_core.pretrained import separator_from_openunmix
 from umx_core.errors import UMXError
 
 

@@ -1,5 +1,5 @@
-"""The `umx` command (`main`) and what every command of the project shares: quiet TensorFlow
-start-up (`console`) and the persistent XLA cache (`xla_cache`)."""
+"""The `umx` command (`main`), the ONNX export command (`export_onnx`), and what every command of the
+project shares: quiet TensorFlow start-up (`console`) and the persistent XLA cache (`xla_cache`)."""
 
 from umx_core.cli.main import build_parser, main
 

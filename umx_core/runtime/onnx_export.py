@@ -261,32 +261,3 @@ def export(separator, path, metadata=None):
     _onnx().helper.set_model_props(model, props)
     storage.write_bytes(path, model.SerializeToString())
     return path
-
-
-def main(argv=None):
-    """`python -m umx_core.runtime.onnx_export MODEL OUT.onnx`: a model's filters as an ONNX file."""
-    import argparse
-    import sys
-
-    from umx_core.cli.console import quiet_tensorflow
-
-    parser = argparse.ArgumentParser(prog="python -m umx_core.runtime.onnx_export",
-                                     description="Write a model's spectral filters as one ONNX file (STFT, EM "
-                                                 "and ISTFT are not in it: docs/models.md, \"ONNX\").")
-    parser.add_argument("model", help="model name or path, as umx --model")
-    parser.add_argument("out", help="the .onnx file to write, local or gs://")
-    args = parser.parse_args(argv)
-    quiet_tensorflow()
-    from umx_core.pretrained import load_separator
-
-    try:
-        export(load_separator(args.model), args.out)
-    except UMXError as exc:
-        print(f"onnx_export: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{args.out}: the filters of {args.model}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

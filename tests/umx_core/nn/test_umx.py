@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import random_openunmix_targets, rel_error, state_dicts
-from umx_core.convert import separator_from_openunmix
+from umx_core.pretrained import separator_from_openunmix
 from umx_core.nn.umx import UMX
 
 
