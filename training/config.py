@@ -16,6 +16,7 @@ import os
 from umx_core import storage
 from umx_core.checks import check_bool
 from umx_core.errors import UMXError
+from umx_core.settings import N_FFT, N_HOP
 from umx_core.cli.flags import parse_bool
 from umx_core.version import code_version
 
@@ -37,8 +38,8 @@ DEFAULTS = {
                         "move together; 0.8 1.25 is about four semitones either way); [] disables"),
     "sample_rate": (44100, "sample rate every file must have"),
     "valid_seconds": (None, "validation chunk length, seconds (None: whole tracks)"),
-    "n_fft": (4096, "STFT size"),
-    "n_hop": (1024, "STFT hop"),
+    "n_fft": (N_FFT, "STFT size"),
+    "n_hop": (N_HOP, "STFT hop"),
     "hidden_size": (512, "BLSTM filter width"),
     "nb_layers": (3, "LSTM layers"),
     "nb_channels": (2, "audio channels the model takes"),

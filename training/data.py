@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from umx_core import audio, storage
 from umx_core.errors import UMXError
+from umx_core.settings import N_FFT, N_HOP
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,7 +251,7 @@ class FixedSourcesTrackFolderDataset:
         )
 
 
-def input_statistics(dataset, n_fft=4096, n_hop=1024):
+def input_statistics(dataset, n_fft=N_FFT, n_hop=N_HOP):
     """Per-bin mean and scale of the training mixtures' magnitudes, for the model's input scaler.
 
     As open-unmix's `get_statistics`: whole training tracks, unaugmented, STFT with

@@ -25,7 +25,7 @@ from training.scores import METRICS, fmt, format_table, plot, scored, summarize
 from umx_core import audio, storage
 from umx_core.cli.console import quiet_tensorflow
 from umx_core.errors import UMXError
-from umx_core.settings import SETTINGS
+from umx_core.settings import N_FFT, N_HOP, SETTINGS
 
 MODEL, MIXTURE, ORACLE = "model", "mixture", "irm"
 def load_track(track_dir, targets, sample_rate=None):
@@ -52,7 +52,7 @@ def load_track(track_dir, targets, sample_rate=None):
     return mixture, np.stack([stems[t] for t in targets]), rate
 
 
-def ideal_ratio_mask(mixture, stems, n_fft=4096, n_hop=1024):
+def ideal_ratio_mask(mixture, stems, n_fft=N_FFT, n_hop=N_HOP):
     """Oracle estimates: each stem's share of the power, as a mask on the mixture STFT.
 
     Args:
@@ -149,7 +149,7 @@ def evaluate(root, separator=None, targets=None, split="test", baselines=False, 
     targets = list(separator.targets) if separator is not None else list(targets)
     folder = storage.join(root, split)
     tracks = tracks if tracks is not None else split_tracks(root, split, max_tracks)
-    n_fft, n_hop = (separator.n_fft, separator.n_hop) if separator is not None else (4096, 1024)
+    n_fft, n_hop = (separator.n_fft, separator.n_hop) if separator is not None else (N_FFT, N_HOP)
     methods = ([MODEL] if separator is not None else []) + ([MIXTURE, ORACLE] if baselines else [])
     results = {m: {} for m in methods}
     pool = scoring_pool(jobs)

@@ -22,6 +22,7 @@ import urllib.request
 
 from umx_core.errors import UMXError
 from umx_core.saved import CONFIG_NAME
+from umx_core.settings import N_FFT, N_HOP
 
 ZENODO = "https://zenodo.org/"
 MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
@@ -36,8 +37,8 @@ class PublishedModel:
     licence: str
     files: dict  # {target: (url, sha256 or its leading hex digits)}
     sample_rate: float = 44100.0
-    n_fft: int = 4096
-    n_hop: int = 1024
+    n_fft: int = N_FFT
+    n_hop: int = N_HOP
     nb_channels: int = 2
     commercial_use: bool = True
 

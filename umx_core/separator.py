@@ -15,7 +15,7 @@ from umx_core import settings
 from umx_core.engine import ChunkEngine, Piece
 from umx_core.errors import UMXError
 from umx_core.nn.umx import UMX
-from umx_core.settings import SETTINGS
+from umx_core.settings import N_FFT, N_HOP, SETTINGS
 from umx_core.version import code_version
 
 # the settings a saved separator's `separator.json` carries back to `load_separator` (the model's
@@ -55,8 +55,8 @@ class Separator:
             filters' ONNX graph on OpenVINO's CPU runtime; the `openvino` extra). A run knob.
     """
 
-    def __init__(self, target_models, niter=0, softmask=False, residual=False, sample_rate=44100.0, n_fft=4096,
-                 n_hop=1024, nb_channels=2, wiener_win_len=SETTINGS["wiener_win_len"].default, filterbank="torch",
+    def __init__(self, target_models, niter=0, softmask=False, residual=False, sample_rate=44100.0, n_fft=N_FFT,
+                 n_hop=N_HOP, nb_channels=2, wiener_win_len=SETTINGS["wiener_win_len"].default, filterbank="torch",
                  segment=None, context=64, batch_frames=None, jit_compile=True, eps=1e-10,
                  precision=SETTINGS["precision"].default, runtime=SETTINGS["runtime"].default):
         try:

@@ -23,6 +23,7 @@ PRECISIONS = ("float32", "bfloat16")
 RUNTIMES = ("xla", "openvino")  # where the network runs (umx_core.engine)
 # frames per network call on a CPU when nothing says otherwise (docs/benchmarks.md: memory against speed)
 CPU_BATCH_FRAMES = 2400
+N_FFT, N_HOP = 4096, 1024  # open-unmix's STFT: every default STFT size and hop in the project is this one
 _SAME = object()  # "the same as the field's default"
 
 

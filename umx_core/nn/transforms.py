@@ -7,13 +7,15 @@ Public audio is `(batch, channels, samples)`; spectrograms are channels-last
 import keras
 import tensorflow as tf
 
+from umx_core.settings import N_FFT, N_HOP
+
 
 def hann_window(n_fft):
     """Periodic Hann window of length `n_fft`, as `torch.hann_window(n_fft)`."""
     return tf.signal.hann_window(n_fft, periodic=True, dtype=tf.float32)
 
 
-def frame_count(nb_samples, n_fft=4096, n_hop=1024, center=True):
+def frame_count(nb_samples, n_fft=N_FFT, n_hop=N_HOP, center=True):
     """Number of STFT frames torch.stft gives for `nb_samples` samples."""
     if center:
         return 1 + nb_samples // n_hop
@@ -69,7 +71,7 @@ class STFTLayer(keras.layers.Layer):
         complex64 `(batch, frames, bins, channels)`.
     """
 
-    def __init__(self, n_fft=4096, n_hop=1024, center=True, **kwargs):
+    def __init__(self, n_fft=N_FFT, n_hop=N_HOP, center=True, **kwargs):
         super().__init__(**kwargs)
         self.n_fft = int(n_fft)
         self.n_hop = int(n_hop)
@@ -107,7 +109,7 @@ class ISTFTLayer(keras.layers.Layer):
         float32 `(..., channels, length)`.
     """
 
-    def __init__(self, n_fft=4096, n_hop=1024, center=True, **kwargs):
+    def __init__(self, n_fft=N_FFT, n_hop=N_HOP, center=True, **kwargs):
         super().__init__(**kwargs)
         self.n_fft = int(n_fft)
         self.n_hop = int(n_hop)

@@ -7,6 +7,7 @@ from umx_core.nn.filtering import ExpectationMaximization
 from umx_core.nn import PACKAGE
 from umx_core.nn.model import JointSpectralFilter
 from umx_core.nn.transforms import ComplexNorm, ISTFTLayer, STFTLayer
+from umx_core.settings import N_FFT, N_HOP
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -34,8 +35,8 @@ class UMX(keras.Model):
         targets,
         filters=None,
         filter_kwargs=None,
-        n_fft=4096,
-        n_hop=1024,
+        n_fft=N_FFT,
+        n_hop=N_HOP,
         nb_channels=2,
         sample_rate=44100.0,
         niter=0,
