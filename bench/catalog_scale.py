@@ -34,7 +34,7 @@ FINGERPRINT = "0123456789abcdef"
 
 
 class NotFound(Exception):
-    """What the library raises for a missing object (`umx_core.storage.gcs.errors` knows it by name)."""
+    """What the library raises for a missing object (`umx_core.storage.gcs_client.errors` knows it by name)."""
 
 
 class Store:
@@ -203,10 +203,10 @@ PHASES = {"expand": _expand, "plan": _plan, "plan-listing": _plan_listing}
 
 def phase(name, tracks, new):
     """One phase in this process: `{requests, result, seconds, peak_mb}`."""
-    from umx_core.storage import gcs
+    from umx_core.storage import gcs_client
 
     store = Store(tracks, round(1 / new) if new else 0)
-    gcs.client = lambda: Client(store)
+    gcs_client.client = lambda: Client(store)
     import pipelines.stages  # noqa: F401  (imports before the baseline)
     import umx_core.audio  # noqa: F401
 

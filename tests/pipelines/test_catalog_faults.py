@@ -13,7 +13,7 @@ from pipelines.catalog import run
 from tests.faults import FaultProxy
 from tests.pipelines.conftest import RATE, failure_records, run_summary
 from umx_core import storage
-from umx_core.storage import gcs
+from umx_core.storage import gcs_client
 
 GOOD, BROKEN, STUCK = 30, ("empty.wav", "text.wav", "truncated.flac", "nan.wav"), "t07.wav"
 UNWRITABLE = "t11.wav"  # its output's record can be neither read nor removed
@@ -66,8 +66,8 @@ def test_catalog_over_faulty_gcs_equals_a_fault_free_run(gcs_emulator, tiny_mode
     reference, reference_records = _stems(f"{root}/reference")
     assert len(reference_records) == GOOD and len(reference) == 2 * GOOD
 
-    monkeypatch.setattr(gcs, "RETRY", DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.3).with_timeout(10))
-    monkeypatch.setattr(gcs, "TIMEOUT", (5.0, 5.0))
+    monkeypatch.setattr(gcs_client, "RETRY", DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.3).with_timeout(10))
+    monkeypatch.setattr(gcs_client, "TIMEOUT", (5.0, 5.0))
     upstream = os.environ["STORAGE_EMULATOR_HOST"]
     # and one track whose every request fails, however often it is retried, and one whose record does
     always = {STUCK: "503", "out(/|%2F)good(/|%2F)t11(/|%2F)separation": "503"}
@@ -133,8 +133,8 @@ def test_umx_over_faulty_gcs_names_the_file_that_still_fails(gcs_emulator, tiny_
     assert main([*inputs[:2], "--model", tiny_model, "--outdir", f"{root}/reference", "--no-cuda"]) == 0
     reference = _stems(f"{root}/reference")[0]
 
-    monkeypatch.setattr(gcs, "RETRY", DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.3).with_timeout(5))
-    monkeypatch.setattr(gcs, "TIMEOUT", (5.0, 5.0))
+    monkeypatch.setattr(gcs_client, "RETRY", DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.3).with_timeout(5))
+    monkeypatch.setattr(gcs_client, "TIMEOUT", (5.0, 5.0))
     upstream = os.environ["STORAGE_EMULATOR_HOST"]
     capsys.readouterr()
     rates = {kind: 2 * rate for kind, rate in FAULTS.items()}  # 20%: this command makes few requests

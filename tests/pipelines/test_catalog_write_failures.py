@@ -14,7 +14,7 @@ from pipelines import catalog
 from tests.faults import FaultProxy
 from tests.pipelines.conftest import check_records, failure_records, run_summary, write_audio
 from umx_core import storage
-from umx_core.storage import gcs
+from umx_core.storage import gcs_client
 from umx_core.audio import encode
 
 
@@ -83,7 +83,7 @@ def test_a_summary_that_cannot_be_written_leaves_the_tracks_done(gcs_emulator, t
     root = f"gs://{gcs_emulator}/summary-503"
     _catalog(str(tmp_path), broken=True)
     storage.upload_dir(str(tmp_path), f"{root}/in")
-    monkeypatch.setattr(gcs, "RETRY", DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.2).with_timeout(2))
+    monkeypatch.setattr(gcs_client, "RETRY", DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.2).with_timeout(2))
     upstream = os.environ["STORAGE_EMULATOR_HOST"]
     with FaultProxy(upstream, {}, lifetime=300, always={"_runs": "503"}) as proxy:
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)

@@ -13,7 +13,7 @@ import soundfile as sf
 
 from tests.faults import FaultProxy
 from umx_core import audio, storage
-from umx_core.storage import gcs
+from umx_core.storage import gcs_client
 from umx_core.errors import UMXError
 
 ALL_FAULTS = {"429": 0.03, "500": 0.02, "503": 0.03, "reset_before": 0.02, "reset_after": 0.02, "truncate": 0.03,
@@ -24,15 +24,15 @@ def _fast_retries(monkeypatch, deadline=20.0, timeout=3.0):
     from google.cloud.storage.retry import DEFAULT_RETRY
 
     # the production policy's predicate, faster backoff so a test takes seconds
-    monkeypatch.setattr(gcs, "RETRY", DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.2).with_timeout(deadline))
-    monkeypatch.setattr(gcs, "TIMEOUT", (timeout, timeout))
+    monkeypatch.setattr(gcs_client, "RETRY", DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.2).with_timeout(deadline))
+    monkeypatch.setattr(gcs_client, "TIMEOUT", (timeout, timeout))
 
 
 @pytest.fixture
 def faulty(gcs_emulator, monkeypatch):
     """`start(rates, seed)` -> a started proxy the storage module now talks to."""
     upstream, proxies = os.environ["STORAGE_EMULATOR_HOST"], []
-    monkeypatch.setattr(storage, "READ_CHUNK", 1 << 14)  # many range requests per file
+    monkeypatch.setattr(storage.gcs, "READ_CHUNK", 1 << 14)  # many range requests per file
     _fast_retries(monkeypatch)
 
     def start(rates, seed=0, **kwargs):
