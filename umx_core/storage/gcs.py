@@ -16,24 +16,29 @@ READ_CHUNK = 1 << 20
 
 
 def exists(path):
+    """Whether the object exists."""
     with errors(path, "existence check"):
         return gcs_client.blob(path).exists(**calls())
 
 
 def read_bytes(path):
+    """The whole object, checked against its CRC32C (or MD5)."""
     with errors(path, "read"):  # checked against the object's CRC32C (or MD5): never short
         return gcs_client.blob(path).download_as_bytes(checksum="auto", **calls())
 
 
 def write_bytes(path, data, metadata=None):
+    """One upload of `data` (with custom `metadata`), whole or not at all."""
     gcs_client.upload(path, data=data, metadata=metadata)
 
 
 def upload_file(path, target):
+    """One upload of the local file `path` to the object `target`."""
     gcs_client.upload(target, filename=path)
 
 
 def open_read(path):
+    """A seekable reader of the live generation, fetching `READ_CHUNK` bytes per request."""
     blob = gcs_client.stat(path)  # one request; its size serves seeks, its generation pins every range read
     if blob is None:
         raise UMXError(f"{path}: no such file")
@@ -46,6 +51,7 @@ def _folder_key(prefix):
 
 
 def list_dirs(prefix):
+    """The names of the immediate "folders" below a prefix, sorted."""
     bucket, key = _folder_key(prefix)
     with errors(prefix, "listing"):
         return sorted({b.name[len(key) :].split("/", 1)[0]
@@ -54,6 +60,7 @@ def list_dirs(prefix):
 
 
 def list_objects(prefix, match_glob=None):
+    """`(path, identity, metadata)` of every object below a prefix, from the listing alone."""
     bucket, key = _folder_key(prefix)
     hint = {"match_glob": key + match_glob} if match_glob else {}
     with errors(prefix, "listing"):
@@ -64,6 +71,7 @@ def list_objects(prefix, match_glob=None):
 
 @contextlib.contextmanager
 def local_dir(path):
+    """A temporary local copy of every object below `path`."""
     files = sorted(p for p, _, _ in list_objects(path))
     if not files:
         raise UMXError(f"{path}: no such directory (no objects under it)")
@@ -78,6 +86,7 @@ def local_dir(path):
 
 
 def delete(path):
+    """Remove the object; an object already gone is fine."""
     try:  # one request (a retry whose first try landed finds nothing: fine)
         with errors(path, "delete"):
             gcs_client.blob(path).delete(**calls())
@@ -87,6 +96,7 @@ def delete(path):
 
 
 def identity(path):
+    """`{"generation", "size"}` of the live object."""
     blob = gcs_client.stat(path)
     if blob is None:
         raise UMXError(f"{path}: no such file")
@@ -94,6 +104,7 @@ def identity(path):
 
 
 def checksum(path):
+    """`md5:<hex>` (or `crc32c:<value>`) from the object's metadata."""
     blob = gcs_client.stat(path)
     if blob is None:
         raise UMXError(f"{path}: no such file")

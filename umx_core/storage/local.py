@@ -11,10 +11,12 @@ from umx_core.errors import UMXError
 
 
 def exists(path):
+    """Whether the file exists."""
     return os.path.exists(path)
 
 
 def read_bytes(path):
+    """The whole file; UMXError naming it if it is missing."""
     try:
         with open(path, "rb") as f:
             return f.read()
@@ -35,6 +37,7 @@ def write_atomic(path, write):
 
 
 def write_bytes(path, data, metadata=None):
+    """Write `data` under a temporary name renamed into place (`metadata` is for gs:// only)."""
     def write(tmp):
         with open(tmp, "wb") as f:
             f.write(data)
@@ -43,6 +46,7 @@ def write_bytes(path, data, metadata=None):
 
 
 def upload_file(path, target):
+    """Copy the local file `path` to `target`, renamed into place."""
     write_atomic(target, lambda tmp: shutil.copyfile(path, tmp))
 
 
@@ -61,6 +65,7 @@ def process_running(pid):
 
 
 def open_read(path):
+    """The file opened for reading; UMXError naming it if it is missing."""
     try:
         return open(path, "rb")
     except (FileNotFoundError, IsADirectoryError) as exc:
@@ -68,6 +73,7 @@ def open_read(path):
 
 
 def list_dirs(prefix):
+    """The names of a folder's immediate subfolders, sorted."""
     if not os.path.isdir(prefix):
         raise UMXError(f"{prefix}: no such directory")
     return sorted(d for d in os.listdir(prefix) if os.path.isdir(os.path.join(prefix, d)))
@@ -80,6 +86,7 @@ def walk(folder):
 
 
 def list_objects(prefix, match_glob=None):
+    """`(path, identity, {})` of every file below a folder (`match_glob` is for gs:// only)."""
     for path in walk(prefix):
         try:
             yield path, identity(path), {}
@@ -89,17 +96,20 @@ def list_objects(prefix, match_glob=None):
 
 @contextlib.contextmanager
 def local_dir(path):
+    """The folder itself (it is already local)."""
     if not os.path.isdir(path):
         raise UMXError(f"{path}: no such directory")
     yield path
 
 
 def delete(path):
+    """Remove the file if it exists."""
     if os.path.exists(path):
         os.remove(path)
 
 
 def identity(path):
+    """`{"size", "mtime_ns"}` of the file."""
     try:
         stat = os.stat(path)
     except FileNotFoundError as exc:
@@ -108,6 +118,7 @@ def identity(path):
 
 
 def checksum(path):
+    """`sha256:<hex>` of the file's bytes."""
     return file_digest(path, "sha256")
 
 
