@@ -164,7 +164,7 @@ UMX_CORE_LAYERS = (
     ("separator", "saved"),
     ("safe_pickle", "safe_zip", "pth", "convert", "registry"),
     ("pretrained",),
-    ("stream",),
+    ("stream", "streamed_track"),
     ("cli", "__main__"),
 )
 

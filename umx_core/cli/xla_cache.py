@@ -26,8 +26,9 @@ import importlib.util
 import os
 import platform
 
+from umx_core.checks import FALSE_WORDS
+
 FLAG = "--tf_xla_persistent_cache_directory"
-OFF = ("0", "off", "false", "no")
 # what a compiled program depends on besides its HLO, as /proc/cpuinfo names it (x86, then Arm)
 CPU_FIELDS = ("vendor_id", "cpu family", "model", "model name", "flags",
               "CPU implementer", "CPU architecture", "CPU variant", "CPU part", "Features")
@@ -39,7 +40,7 @@ def folder():
     from umx_core.registry import cache_dir
 
     setting = os.environ.get("UMX_XLA_CACHE", "")
-    if setting.lower() in OFF:
+    if setting.lower() in FALSE_WORDS:
         return None
     return setting or os.path.join(cache_dir(), "xla")
 
