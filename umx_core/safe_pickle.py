@@ -1,7 +1,7 @@
 """A pickle reader that runs nothing: the opcodes are interpreted here, never by `pickle.Unpickler`.
 
 A weights file is untrusted input, and a pickle is a program: `GLOBAL` + `REDUCE` calls any function,
-`BUILD` writes attributes. This reader knows plain data (numbers, strings, bytes, tuples, lists,
+`BUILD` writes attributes. This reader knows plain data (numbers, strings, tuples, lists,
 dicts), names a global only as an immutable `Global(module, name)` marker, and calls only what the
 caller allows by name, on arguments it checks itself. `BUILD` is accepted only on a dict this load
 made (its state is dropped: an `OrderedDict`'s `_metadata`), so nothing outside the load can be
@@ -14,7 +14,7 @@ import pickletools
 import sys
 from typing import NamedTuple
 
-SCALARS = (bool, int, float, str, bytes, type(None))
+SCALARS = (bool, int, float, str, type(None))  # what the opcodes it knows make, besides containers
 # the memory a pickle may take, counted as it is built: a small allowance and a multiple of its size
 # (torch's state dicts take about 20 times theirs), so a hostile pickle's memory stays near its size
 MEMORY_PER_BYTE = 64
