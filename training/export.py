@@ -27,7 +27,8 @@ SAVED_MODEL = "saved_model"  # beside the run's separator/ (umx_core.pretrained.
 def joint_filter(config, sample_rate, **statistics):
     """The built `JointSpectralFilter` a training configuration describes (`statistics`: input_mean,
     input_scale of a fresh model; a restored one takes them from its weights)."""
-    from umx_core.nn.model import JointSpectralFilter, bandwidth_to_max_bin
+    from umx_core.nn.model import JointSpectralFilter
+    from umx_core.nn.spectral_filter import bandwidth_to_max_bin
 
     nb_bins = config["n_fft"] // 2 + 1
     kwargs = dict(nb_bins=nb_bins, nb_channels=config["nb_channels"], hidden_size=config["hidden_size"],

@@ -9,8 +9,8 @@ import sys
 
 from training import config as configuration
 from training.distribute import make_strategy
-from training.trainer import LATEST, Trainer
-from umx_core import storage
+from training.run_folder import LATEST, checkpoint_folder
+from training.trainer import Trainer
 from umx_core.cli.console import quiet_tensorflow
 from umx_core.errors import UMXError
 
@@ -46,7 +46,7 @@ def main(argv=None):
     try:
         from training import checkpoint
 
-        latest = storage.join(args.output, "checkpoints", LATEST)
+        latest = checkpoint_folder(args.output, LATEST)
         resume = args.resume or (args.auto_resume and checkpoint.exists(latest))
         # a resumed run is the saved one: only what the user gave may change it, not the defaults
         config = configuration.given(args) if resume else configuration.from_args(args)

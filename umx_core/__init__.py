@@ -11,7 +11,7 @@ from umx_core.errors import UMXError
 from umx_core.version import __version__
 
 _LAZY = {
-    "BLSTMSpectralFilterLayer": "umx_core.nn.model",
+    "BLSTMSpectralFilterLayer": "umx_core.nn.spectral_filter",
     "ComplexNorm": "umx_core.nn.transforms",
     "ExpectationMaximization": "umx_core.nn.filtering",
     "ISTFTLayer": "umx_core.nn.transforms",
@@ -21,7 +21,7 @@ _LAZY = {
     "SeparationSettings": "umx_core.settings",
     "Separator": "umx_core.separator",
     "UMX": "umx_core.nn.umx",
-    "bandwidth_to_max_bin": "umx_core.nn.model",
+    "bandwidth_to_max_bin": "umx_core.nn.spectral_filter",
     "get_joint_spectral_filter": "umx_core.nn.model",
     "load_separator": "umx_core.pretrained",
     "Result": "umx_core.stream",

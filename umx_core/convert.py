@@ -98,7 +98,7 @@ def assign_openunmix_weights(layer, state_dict):
 
 def filter_from_openunmix(state_dict, name=None):
     """A `BLSTMSpectralFilterLayer` with the weights of an OpenUnmix state dict (or .pth path)."""
-    from umx_core.nn.model import BLSTMSpectralFilterLayer
+    from umx_core.nn.spectral_filter import BLSTMSpectralFilterLayer
 
     sd = _numpy(load_state_dict(state_dict))
     layer = BLSTMSpectralFilterLayer(name=name, **infer_filter_kwargs(sd))

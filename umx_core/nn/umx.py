@@ -22,7 +22,7 @@ class UMX(keras.Model):
         nb_channels: channels the filters take (1 for a mono model, which averages magnitudes).
         sample_rate: the rate the model was trained at (informational; no resampling here).
         niter, softmask, residual, wiener_win_len, eps: EM settings (see `ExpectationMaximization`).
-        bridge: cross the targets' filters as X-UMX does (`umx_core.nn.model.bridged_filters`).
+        bridge: cross the targets' filters as X-UMX does (`umx_core.nn.bridge.bridged_filters`).
 
     Call args:
         audio: float32 `(batch, channels, samples)`, any length above `n_fft // 2`.

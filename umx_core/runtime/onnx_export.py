@@ -176,7 +176,7 @@ def _mean(g, names):
 
 def _filters(g, layers, magnitude, lengths, offsets, width, frames, form, bridge):
     """Every target's `(batch, width, bins, channels)` estimate, crossed as X-UMX does when `bridge`
-    (`umx_core.nn.model.bridged_filters`)."""
+    (`umx_core.nn.bridge.bridged_filters`)."""
     mix = _centre(g, magnitude, offsets, width, frames, 4)
     encoded = [_encode(g, layer, magnitude) for layer in layers]
     if bridge:
@@ -206,7 +206,7 @@ def filters_to_onnx(layers, targets, nb_bins, nb_channels, form="bidirectional",
         UMXError for a filter that is not a `BLSTMSpectralFilterLayer` (a custom layer has no
         ONNX form here), or without the onnx package.
     """
-    from umx_core.nn.model import BLSTMSpectralFilterLayer
+    from umx_core.nn.spectral_filter import BLSTMSpectralFilterLayer
 
     onnx = _onnx()
     helper = onnx.helper

@@ -6,7 +6,7 @@ import pytest
 from tests.conftest import random_filters
 from umx_core import Separator
 from umx_core.cli import export_onnx
-from umx_core.nn.model import apply_filter
+from umx_core.nn.spectral_filter import apply_filter
 
 onnxruntime = pytest.importorskip("onnxruntime")
 

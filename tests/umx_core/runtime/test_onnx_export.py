@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import random_filters, rel_error
 from umx_core import Separator
-from umx_core.nn.model import apply_filter
+from umx_core.nn.spectral_filter import apply_filter
 from umx_core.runtime.onnx_export import filters_to_onnx
 
 onnxruntime = pytest.importorskip("onnxruntime")  # a test dependency: pinned in requirements/constraints.txt
