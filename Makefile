@@ -75,7 +75,7 @@ example: venv
 # last so that growing the split kept every other song) and 48 out-of-distribution test songs
 # (held-out styles and soundfont), trains demo-5stems then demo-2stems, evaluates both splits
 # against the mixture and ideal-ratio-mask baselines, and copies the exports, scores, plots and the
-# table in docs/models.md into place. It takes a few hours on 2 CPU cores (docs/models.md, "Training").
+# table in docs/research.md into place. It takes a few hours on 2 CPU cores (docs/models.md, "Training").
 DEMO := build/demo
 DEMO_SEED := 2026
 DEMO_JOBS := 2
@@ -112,4 +112,4 @@ demo-models: demo-model-5stems demo-model-2stems
 		cp $$run/eval-test-ood-audible/summary.json umx_core/models/demo-$$m/evaluation-ood-audible.json && \
 		cp $$run/eval-test/sdr.png docs/img/demo-$$m-sdr.png && \
 		cp $$run/eval-test-ood/sdr.png docs/img/demo-$$m-sdr-ood.png || exit 1; done
-	$(BIN)/python -m training.demo_table docs/models.md umx_core/models/demo-5stems umx_core/models/demo-2stems
+	$(BIN)/python -m training.demo_table docs/research.md umx_core/models/demo-5stems umx_core/models/demo-2stems

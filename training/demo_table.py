@@ -1,4 +1,4 @@
-"""The demo-model table of docs/models.md from the shipped models' scores: `python -m training.demo_table FILE MODEL...`.
+"""The demo-model table of docs/research.md from the shipped models' scores: `python -m training.demo_table FILE MODEL...`.
 
 Each model folder holds `evaluation.json` (the in-distribution test split) and
 `evaluation-ood.json` (the out-of-distribution one), as `make demo-models` writes them, and beside
@@ -88,7 +88,7 @@ def main(argv=None):
     """Command line; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) < 2:
-        print("usage: python -m training.demo_table docs/models.md MODEL_FOLDER...", file=sys.stderr)
+        print("usage: python -m training.demo_table docs/research.md MODEL_FOLDER...", file=sys.stderr)
         return 2
     try:
         update(argv[0], argv[1:])
