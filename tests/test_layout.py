@@ -161,6 +161,7 @@ UMX_CORE_LAYERS = (
     ("nn",),
     ("runtime",),
     ("chunking", "engine"),
+    ("families",),
     ("separator", "saved"),
     ("safe_pickle", "safe_zip", "pth", "convert", "registry"),
     ("pretrained",),

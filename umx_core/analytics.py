@@ -205,3 +205,30 @@ def describe(stems, mixture, audible_db=12.0, floor_lufs=-60.0, vocal_min_second
             out["instrumental"] = not out["vocal_segments"]
     del out["mixture"]["energy"]
     return out
+
+
+class Metering:
+    """The stream's analytics hook: every stem written and the mixture, metered block by block as
+    `umx_core.stream` writes them (`on_block`), described once the track is done (`result`).
+
+    Args:
+        rate, channels: the stems' sample rate and channels.
+        names: the stems written.
+        **options: `describe`'s keyword arguments.
+    """
+
+    wants_mixture = True  # the stream reads the mixture's block for `on_block`
+
+    def __init__(self, rate, channels, names, **options):
+        self.stems = {name: Meter(rate, channels) for name in names}
+        self.mixture, self.options = Meter(rate, channels), options
+
+    def on_block(self, stems, mixture):
+        """Meter the next block: `{name: (channels, n)}` of every stem written, the mixture's `(channels, n)`."""
+        for name, meter in self.stems.items():
+            meter.feed(stems[name])
+        self.mixture.feed(mixture)
+
+    def result(self):
+        """`describe`'s analytics of the whole track."""
+        return describe(self.stems, self.mixture, **self.options)

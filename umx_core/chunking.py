@@ -1,10 +1,15 @@
-"""Chunk planning shared by the in-memory `Separator` and the streaming path.
+"""Chunk geometries: how a track is cut into chunks, padded, and its chunks' stems weighted and
+overlap-added, for the in-memory `Separator` and the streaming path alike. A model family hands
+the engine one (`umx_core.families`); nothing else computes a chunk's samples.
 
-A track of `nb_frames` STFT frames is cut into chunks of `segment` centre frames (a multiple
-of the EM window), each seen by the network with `context` extra frames on both sides. Every
-chunk's stems are overlap-added into one buffer of the reflect-padded signal and divided by the
-window envelope once (`normalise`), so STFT, EM and ISTFT are those of the whole track. Samples
-are counted in `samples`, STFT frames in `frames`, everywhere.
+- `StftGeometry` (UMX): chunks of `segment` STFT frames (a multiple of the EM window), each seen
+  by the network with `context` extra frames on both sides; every chunk's stems are overlap-added
+  into one buffer of the reflect-padded signal and divided by the window envelope once
+  (`normalise`), so STFT, EM and ISTFT are those of the whole track.
+- `SegmentGeometry` (waveform models): fixed segments with overlap and triangle weights, as
+  demucs's `apply_model`.
+
+Samples are counted in `samples`, a geometry's steps (STFT frames, or samples) in `frames`.
 """
 
 import collections
@@ -14,7 +19,8 @@ import numpy as np
 from umx_core.settings import CPU_BATCH_FRAMES
 
 Chunk = collections.namedtuple("Chunk", "start centre first count")
-Chunk.__doc__ = """One chunk: first centre frame, centre frames, first frame with context, frames with context."""
+Chunk.__doc__ = """One chunk, in its geometry's steps (STFT frames, or samples): first centre step, centre steps,
+first step with context, steps with context."""
 
 
 Layout = collections.namedtuple("Layout", "samples frames chunks width length")
@@ -57,19 +63,106 @@ class StftGeometry:
         lo = chunk.first * self.n_hop
         return lo, lo + self.n_fft + self.n_hop * (chunk.count - 1)
 
+    def input_samples(self, width):
+        """Samples of a chunk of `width` frames: what the program takes per row."""
+        return self.n_fft + self.n_hop * (width - 1)
+
+    def output(self, chunk, stems):
+        """The part of a chunk's program output `(sources, channels, n)` to overlap-add at `place(chunk)`:
+        the inverse STFT of its centre frames (already windowed)."""
+        return stems[..., : self.n_fft + self.n_hop * (chunk.centre - 1)]
+
     def place(self, chunk):
         """The padded track's sample where a chunk's stems are overlap-added (samples before the next
         chunk's place are final once it is added)."""
         return chunk.start * self.n_hop
 
-    def source_index(self, lo, hi, samples):
-        """Indices into a track of `samples` samples of positions `[lo, hi)` of its padded form."""
-        return reflect_index(lo, hi, self.pad, samples)
+    def gather(self, take, lo, hi, samples):
+        """Positions `[lo, hi)` of the padded form of a track of `samples` samples, as `(channels, hi - lo)`;
+        `take(indices)` reads the track's samples at `indices`."""
+        return take(reflect_index(lo, hi, self.pad, samples))
 
     def normalise(self, block, layout, start):
         """Divide overlap-added samples `(..., n)` from sample `start` of the padded track by the window
         envelope, in place."""
         normalise(block, layout.frames, self.n_fft, self.n_hop, start)
+
+
+class SegmentGeometry:
+    """A waveform model's chunk geometry, as demucs's `apply_model` splits a track: chunks of `segment`
+    samples every `stride = int((1 - overlap) * segment)`, each chunk's stems weighted by a triangle
+    and their sum divided by the weights' sum. A chunk shorter than `segment` (the last) is centred in
+    its segment, read with the track's neighbouring samples and zeros beyond the track, and its stems
+    are the centre of the program's output.
+
+    Units are samples (a `Chunk`'s fields, `Layout.frames` and `width`); the track is not padded.
+
+    Args:
+        segment: samples per chunk (the program's input).
+        overlap: the part of a segment shared with the next chunk.
+        transition_power: the triangle's exponent (demucs: 1).
+    """
+
+    pad = 0
+
+    def __init__(self, segment, overlap=0.25, transition_power=1.0):
+        self.segment = int(segment)
+        self.stride = max(1, int((1 - overlap) * self.segment))
+        half = self.segment // 2
+        ramp = np.concatenate([np.arange(1, half + 1), np.arange(self.segment - half, 0, -1)]).astype(np.float32)
+        self.weight = (ramp / ramp.max()) ** np.float32(transition_power)
+
+    def too_short(self, samples):
+        """What is wrong with a track of `samples` samples, or None (any sample will do)."""
+        return "no samples" if samples < 1 else None
+
+    def layout(self, samples):
+        """The `Layout` of a track of `samples` samples."""
+        chunks = []
+        for start in range(0, samples, self.stride):
+            length = min(samples - start, self.segment)
+            chunks.append(Chunk(start, length, start - (self.segment - length) // 2, self.segment))
+        return Layout(samples, samples, chunks, self.segment, samples)
+
+    def span(self, chunk):
+        """`(lo, hi)`: the track's samples a chunk's audio is (outside the track: zeros)."""
+        return chunk.first, chunk.first + chunk.count
+
+    def place(self, chunk):
+        """The track's sample where a chunk's stems are overlap-added."""
+        return chunk.start
+
+    def input_samples(self, width):
+        """Samples of a chunk of `width` samples."""
+        return width
+
+    def output(self, chunk, stems):
+        """The part of a chunk's program output `(sources, channels, segment)` to overlap-add at
+        `place(chunk)`: its centre, `chunk.centre` samples, weighted by the triangle's first ones."""
+        lo = (self.segment - chunk.centre) // 2
+        return stems[..., lo : lo + chunk.centre] * self.weight[: chunk.centre]
+
+    def gather(self, take, lo, hi, samples):
+        """Positions `[lo, hi)` of a track of `samples` samples as `(channels, hi - lo)`, zeros outside
+        it; `take(indices)` reads the track's samples at `indices`."""
+        inside = np.arange(max(lo, 0), min(hi, samples))
+        got = take(inside)
+        out = np.zeros((got.shape[0], hi - lo), np.float32)
+        out[:, max(lo, 0) - lo : max(lo, 0) - lo + inside.size] = got
+        return out
+
+    def normalise(self, block, layout, start):
+        """Divide overlap-added samples `(..., n)` from sample `start` of the track by the sum of the
+        weights every chunk gave them, in place."""
+        stop = start + block.shape[-1]
+        total = np.zeros(block.shape[-1], np.float32)
+        for chunk in layout.chunks[max(0, (start - self.segment) // self.stride):]:
+            if chunk.start >= stop:
+                break
+            lo, hi = max(chunk.start, start), min(chunk.start + chunk.centre, stop)
+            if hi > lo:
+                total[lo - start : hi - start] += self.weight[lo - chunk.start : hi - chunk.start]
+        block /= total
 
 
 def plan(nb_frames, segment, context):

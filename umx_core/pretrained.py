@@ -17,11 +17,12 @@ import json
 import os
 import tempfile
 
-from umx_core import storage
+from umx_core import families, storage
 from umx_core.errors import UMXError
 from umx_core.saved import CONFIG_NAME, MODEL_NAME, SAVED_MODEL_CONFIG
-from umx_core.separator import SAVED_SETTINGS, Separator
+from umx_core.separator import Separator
 
+DEFAULT_FAMILY = "umx"  # a separator.json without "family" was written before there was another
 RUN_SEPARATOR = "separator"  # the model inside a run folder (training writes it with Separator.save)
 
 
@@ -33,57 +34,42 @@ def _read_json(path, local_path):
             raise UMXError(f"{path}: corrupt JSON ({exc})") from exc
 
 
-def _model_from_saved_model(path, local, config):
-    """A UMX rebuilt from its config, with the variables of the SavedModel at `local`."""
-    import tensorflow as tf
-
-    from umx_core.nn.umx import UMX
-
-    try:
-        loaded = tf.saved_model.load(local)
-    except Exception as exc:
-        raise UMXError(f"{path}: cannot load the SavedModel ({exc})") from exc
-    model = UMX.from_config(config["model"])
-    values = {v.name.rsplit(":", 1)[0]: v for v in loaded.variables}
-    missing = [w.path for w in model.weights if w.path not in values]
-    if missing or len(values) != len(model.weights):
-        raise UMXError(f"{path}: the SavedModel's variables do not match its config (missing {missing[:3]})")
-    for weight in model.weights:
-        source = values[weight.path]
-        if tuple(source.shape) != tuple(weight.shape):
-            raise UMXError(f"{path}: variable {weight.path} has shape {tuple(source.shape)}, "
-                           f"the config gives {tuple(weight.shape)}")
-        weight.assign(source.numpy())
-    return model
+def _saved_settings(family, config):
+    """The family's settings a saved separator's `separator.json` keeps."""
+    return {key: config[key] for key in family.saved_settings if key in config}
 
 
 def _load_local(path, local):
-    """(model or Separator, settings) from a local directory or file; None if not a known layout."""
+    """`(model, Separator keywords)` from a local directory or file; None if not a known layout."""
     import keras
 
     join = lambda name: os.path.join(local, name)  # noqa: E731
     if os.path.isdir(local) and not os.path.exists(join(MODEL_NAME)) and any(
             f.endswith(".pth") for f in os.listdir(local)):
-        return _openunmix_folder(path, local), {}
+        return _openunmix_folder(path, local)
     if os.path.isfile(local):
         if local.endswith(".keras"):
+            families.all_families()  # every family's layers known to Keras before it reads the file
             try:
-                return keras.saving.load_model(local, compile=False), {}
+                model = keras.saving.load_model(local, compile=False)
             except Exception as exc:
                 raise UMXError(f"{path}: cannot load the model ({exc})") from exc
+            return model, families.family_of(model).settings_of(model)
         return None
     if os.path.exists(join("saved_model.pb")):
         if not os.path.exists(join(SAVED_MODEL_CONFIG)):
             raise UMXError(f"{path}: a SavedModel without {SAVED_MODEL_CONFIG}, not written by Separator.export")
         config = _read_json(f"{path}/{SAVED_MODEL_CONFIG}", join(SAVED_MODEL_CONFIG))
-        return _model_from_saved_model(path, local, config), config
+        family = families.get(config.get("family", DEFAULT_FAMILY))
+        return family.from_saved_model(path, local, config), _saved_settings(family, config)
     if os.path.exists(join(CONFIG_NAME)):
         config = _read_json(f"{path}/{CONFIG_NAME}", join(CONFIG_NAME))
+        family = families.get(config.get("family", DEFAULT_FAMILY))  # its layers known to Keras
         try:
             model = keras.saving.load_model(join(MODEL_NAME), compile=False)
         except Exception as exc:
             raise UMXError(f"{path}/{MODEL_NAME}: cannot load the model ({exc})") from exc
-        return model, config
+        return model, _saved_settings(family, config)
     if os.path.exists(join(os.path.join(RUN_SEPARATOR, CONFIG_NAME))):  # a training run or assembled model
         return _load_local(f"{path}/{RUN_SEPARATOR}", join(RUN_SEPARATOR))
     return None
@@ -129,10 +115,10 @@ def _convert_published(paths, model, folder, metadata):
 
 
 def _openunmix_folder(path, local):
-    """A Separator from an open-unmix model folder (`<target>.pth`, and its `separator.json` with
-    sample_rate / nfft / nhop / nb_channels as open-unmix's train.py writes; without it the STFT
-    size comes from the weights and the hop is a quarter of it)."""
-    from umx_core.convert import infer_filter_kwargs, load_state_dict
+    """`(filters, Separator keywords)` of an open-unmix model folder (`<target>.pth`, and its
+    `separator.json` with sample_rate / nfft / nhop / nb_channels as open-unmix's train.py writes;
+    without it the STFT size comes from the weights and the hop is a quarter of it)."""
+    from umx_core.convert import filters_from_openunmix, infer_filter_kwargs, load_state_dict
 
     weights = {f[:-4]: os.path.join(local, f) for f in sorted(os.listdir(local)) if f.endswith(".pth")}
     settings = {}
@@ -144,26 +130,8 @@ def _openunmix_folder(path, local):
         first = load_state_dict(next(iter(weights.values())))
         nb_bins = infer_filter_kwargs(first)["nb_bins"]
         settings = {"n_fft": 2 * (nb_bins - 1), "n_hop": (nb_bins - 1) // 2}
-    return separator_from_openunmix(weights, niter=1, **settings)
-
-
-def select_targets(separator, targets):
-    """A Separator over a subset of another's targets (same weights and settings). A bridged (X-UMX)
-    model keeps every filter: each target's estimate depends on all of them."""
-    missing = [t for t in targets if t not in separator.targets]
-    if missing:
-        raise UMXError(f"the model has no target(s) {missing}; it has {separator.targets}")
-    joint = separator.model.joint
-    settings = {k: v for k, v in separator.config().items() if k in SAVED_SETTINGS}
-    if joint.bridge:
-        from umx_core.nn.umx import UMX
-
-        model = UMX(list(targets), filters=joint.filters, n_fft=separator.n_fft, n_hop=separator.n_hop,
-                    nb_channels=separator.nb_channels, sample_rate=separator.sample_rate, bridge=True)
-        return Separator(model, **separator.run_knobs(), **settings)
-    layers = joint.filters
-    return Separator({t: layers[t] for t in targets}, sample_rate=separator.sample_rate, n_fft=separator.n_fft,
-                     n_hop=separator.n_hop, nb_channels=separator.nb_channels, **separator.run_knobs(), **settings)
+    filters = filters_from_openunmix(weights)
+    return filters, {**settings, "nb_channels": next(iter(filters.values())).nb_channels, "niter": 1}
 
 
 def load_separator(path, targets=None, **overrides):
@@ -172,7 +140,8 @@ def load_separator(path, targets=None, **overrides):
     Args:
         path: a model name, or a path (local or gs://).
         targets: optional subset of the model's targets to separate.
-        **overrides: Separator settings to change (niter, residual, softmask, wiener_win_len, ...).
+        **overrides: Separator settings to change (niter, residual, softmask, wiener_win_len, ...;
+            a setting of the commands that the model's family does not take must be at its default).
     Raises:
         UMXError: naming what was tried, when nothing matches, or the model is corrupt.
     """
@@ -198,17 +167,6 @@ def load_separator(path, targets=None, **overrides):
             loaded = _load_local(path, local)
     if loaded is None:
         raise _not_a_model(path)
-    model, config = loaded
-    if isinstance(model, Separator):
-        settings = {k: v for k, v in model.config().items() if k in SAVED_SETTINGS}
-        model = model.model
-    elif config:
-        settings = {key: config[key] for key in SAVED_SETTINGS if key in config}
-    else:  # a .keras UMX: the model's own EM settings
-        settings = {"niter": model.em.iterations, "softmask": model.em.softmask, "residual": model.em.residual}
-    settings.update(overrides)
-    window, segment = settings.get("wiener_win_len"), settings.get("segment")
-    if "segment" not in overrides and window and segment and segment % window:
-        settings["segment"] = None  # a new EM window: chunks follow it (segment defaults to wiener_win_len)
-    separator = Separator(model, **settings)
-    return select_targets(separator, targets) if targets else separator
+    model, saved = loaded
+    family = families.family_of(model)
+    return Separator(model, targets=targets, **family.merge(saved, overrides))

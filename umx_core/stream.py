@@ -1,7 +1,7 @@
 """Streamed file-to-file separation: `separate_file(path, outdir, separator)`.
 
-A file is never held whole in memory. The Separator's chunks (`umx_core.chunking`: `segment`
-frames plus `context` on each side) are read from the file as they are needed, separated in
+A file is never held whole in memory. The Separator's chunks (its family's geometry,
+`umx_core.chunking`) are read from the file as they are needed, separated in
 batches by the chunk engine (`umx_core.engine`), overlap-added into a short buffer, and every sample that no later chunk touches is
 normalised and written to the stem files at once. The computation is the in-memory
 `Separator.__call__`'s, chunk for chunk, so the streamed stems equal the in-memory ones

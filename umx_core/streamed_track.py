@@ -52,8 +52,8 @@ class StreamedTrack:
                  analytics):
         self.index, self.path, self.separator, self.reader = index, path, separator, reader
         self.outdir, self.names, self.aggregate = outdir, names, aggregate
-        self.began, self.notes, self.analytics = began, notes, analytics
-        self.error, self.stems, self.writers, self.meters = None, None, None, None
+        self.began, self.notes = began, notes
+        self.error, self.stems, self.writers, self.hooks = None, None, None, {}
         self.geometry = geometry = separator.engine.geometry
         self.pad = geometry.pad
         short = geometry.too_short(reader.samples)
@@ -66,10 +66,10 @@ class StreamedTrack:
         self.chunks, self.width = self.layout.chunks, self.layout.width
         self.buffer = np.zeros((len(separator.sources), self.channels, 0), np.float32)
         self.base, self.emitted, self.end = 0, self.pad, self.pad + reader.samples
-        if analytics is not None:  # every stem written and the mixture, block by block as they are written
-            from umx_core.analytics import Meter
+        if analytics is not None:  # hooks see every block as it is written: here, the metering
+            from umx_core.analytics import Metering
 
-            self.meters = {name: Meter(reader.rate, self.channels) for name in [*names, None]}
+            self.hooks["analytics"] = Metering(reader.rate, self.channels, names, **analytics)
         try:
             self.writers = audio.StemWriters(outdir, names, ext, reader.rate, self.channels, staging, on_place)
         except (OSError, RuntimeError) as exc:  # no such folder, not writable, disk full (soundfile: RuntimeError)
@@ -90,7 +90,7 @@ class StreamedTrack:
         lo, hi = span
         if self.error is None:
             try:
-                samples = self.reader.gather(self.geometry.source_index(lo, hi, self.reader.samples))
+                samples = self.geometry.gather(self.reader.gather, lo, hi, self.reader.samples)
                 return np.repeat(samples, 2, axis=0) if self.channels != self.reader.channels else samples
             except UMXError as exc:
                 self.fail(stage_error(exc, self.path, "decode"))
@@ -124,10 +124,12 @@ class StreamedTrack:
         except (OSError, RuntimeError) as exc:  # disk full (soundfile: LibsndfileError, a RuntimeError)
             self.fail(self._write_error(exc, self.writers.local))
             return
-        if self.meters is not None:
-            for name in self.names:
-                self.meters[name].feed(named[name][0])
-            self.meters[None].feed(self.read(None, (self.emitted, final)))  # the mixture
+        if self.hooks:
+            stems = {name: named[name][0] for name in self.names}
+            mixture = self.read(None, (self.emitted, final)) if any(h.wants_mixture for h in self.hooks.values()) \
+                else None
+            for hook in self.hooks.values():
+                hook.on_block(stems, mixture)
         self.buffer = self.buffer[..., final - self.base :]
         self.base = self.emitted = final
         if progress is not None:
@@ -148,12 +150,7 @@ class StreamedTrack:
         """This track's `Result`: its stems, or its error."""
         if self.error is not None:
             return Result(self.path, self.outdir, notes=self.notes, error=self.error)
-        analytics = None
-        if self.meters is not None:
-            from umx_core.analytics import describe
-
-            stems = {name: meter for name, meter in self.meters.items() if name is not None}
-            analytics = describe(stems, self.meters[None], **self.analytics)
+        analytics = self.hooks["analytics"].result() if "analytics" in self.hooks else None
         return Result(self.reader.label, self.outdir, self.stems, self.reader.samples / self.reader.rate,
                       time.monotonic() - self.began, self.notes, analytics=analytics, channels=self.channels)
 

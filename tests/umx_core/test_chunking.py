@@ -82,11 +82,13 @@ def test_stft_geometry_round_trip_rebuilds_the_track(samples, segment, context):
     window = np.hanning(n_fft + 1)[:-1] ** 2
     out = np.zeros((2, layout.length), np.float32)
     for chunk in layout.chunks:
-        audio = track[:, geometry.source_index(*geometry.span(chunk), samples)]
-        stems = np.zeros((2, n_fft + hop * (chunk.centre - 1)), np.float32)
+        audio = geometry.gather(lambda index: track[:, index], *geometry.span(chunk), samples)
+        assert audio.shape[-1] == geometry.input_samples(chunk.count)
+        stems = np.zeros((2, geometry.input_samples(layout.width)), np.float32)
         for j in range(chunk.centre):
             at = (chunk.start - chunk.first + j) * hop
             stems[:, j * hop : j * hop + n_fft] += audio[:, at : at + n_fft] * window
+        stems = geometry.output(chunk, stems)
         out[:, geometry.place(chunk) : geometry.place(chunk) + stems.shape[-1]] += stems
     out = out[:, geometry.pad : geometry.pad + samples]
     geometry.normalise(out, layout, start=geometry.pad)

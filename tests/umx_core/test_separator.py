@@ -159,7 +159,7 @@ def test_bfloat16_precision_computes_the_network_in_bfloat16_and_leaves_the_mode
 def test_batch_frames_come_from_the_device_when_not_given(monkeypatch):
     """No GPU here: the CPU default; a (pretended) 16 GiB GPU: what `batch_frames_for` gives for the model."""
     from umx_core import Separator, chunking, devices
-    from umx_core.nn.model import BLSTMSpectralFilterLayer
+    from umx_core.nn.spectral_filter import BLSTMSpectralFilterLayer
 
     filters = {t: BLSTMSpectralFilterLayer(nb_bins=129, hidden_size=8, max_bin=64, name=t) for t in ("a", "b")}
     assert devices.accelerator_memory() is None
@@ -174,7 +174,7 @@ def test_filters_alike_share_one_program_each_with_its_own_weights():
     """Targets whose filters differ only in their weights' values share one traced program; a filter
     of another size gets its own; each target's estimate is its own layer's."""
     from umx_core import Separator
-    from umx_core.nn.model import BLSTMSpectralFilterLayer, apply_filter
+    from umx_core.nn.spectral_filter import BLSTMSpectralFilterLayer, apply_filter
 
     import tensorflow as tf
 
@@ -186,11 +186,11 @@ def test_filters_alike_share_one_program_each_with_its_own_weights():
         rng = np.random.default_rng(seed)
         layer.set_weights([(np.abs(rng.standard_normal(w.shape)) + 0.5 if "variance" in w.path
                             else rng.standard_normal(w.shape) * 0.3).astype(np.float32) for w in layer.weights])
-    programs = [program for program, _ in sep.engine.filter_programs]
+    programs = [program for program, _ in sep.engine.program.runner.programs]
     assert programs[0] is programs[1] and programs[2] is not programs[0]
     lengths, offsets = tf.constant([28, 28, 20], tf.int32), tf.constant([4, 4, 4], tf.int32)
     estimates = [program([tf.convert_to_tensor(w) for w in weights], mag, lengths, offsets, 20).numpy()[:, 0]
-                 for program, weights in sep.engine.filter_programs]
+                 for program, weights in sep.engine.program.runner.programs]
     for estimate, layer in zip(estimates, filters.values()):
         expected = apply_filter(layer, mag, lengths, centre=(offsets, 20)).numpy()
         np.testing.assert_allclose(estimate, expected, rtol=1e-4, atol=1e-5)

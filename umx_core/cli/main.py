@@ -147,8 +147,9 @@ def main(argv=None):
     if residual_name not in (False, "residual"):
         aggregate = {**{s: [s] for s in separator.targets}, residual_name: ["residual"], **(aggregate or {})}
     if args.verbose:
-        print(f"model {args.model}: targets {separator.targets}, {int(separator.sample_rate)} Hz, n_fft "
-              f"{separator.n_fft}, hop {separator.n_hop}, niter {separator.niter}", file=sys.stderr)
+        family = ", ".join(f"{key} {value}" for key, value in separator.settings().items())
+        print(f"model {args.model}: {separator.family.name}, targets {separator.targets}, "
+              f"{int(separator.sample_rate)} Hz, {family}", file=sys.stderr)
     model_label = os.path.basename(str(args.model).rstrip("/")) or "model"
 
     def folder_of(path):

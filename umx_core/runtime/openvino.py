@@ -1,8 +1,8 @@
-"""The spectral filters on OpenVINO's CPU runtime, from the ONNX graph of `onnx_export`.
+"""A family's network on OpenVINO's CPU runtime, from its ONNX graph (UMX: `onnx_export`'s).
 
 OpenVINO fuses each LSTM cell and, where the CPU has bfloat16 dot products (AVX512-BF16 or AMX),
 runs the network in bfloat16 on request (its inference precision hint); elsewhere it runs float32
-and says so. STFT, EM and ISTFT stay in TensorFlow (`umx_core.engine`).
+and says so. What the network's family computes around it (UMX: STFT, EM and ISTFT) stays in TensorFlow.
 
 The graph is compiled once per input shape (the chunk engine's batches take a few): compiled with
 dynamic shapes, OpenVINO's LSTM does not keep to `sequence_lens` (a zero-padded sequence's last
@@ -33,32 +33,35 @@ def has_bfloat16(core=None):
     return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
-class OpenVINOFilters:
-    """A joint filter's layers compiled by OpenVINO for the CPU: `(magnitude, lengths, offsets, width)`
-    in (numpy, as `onnx_export`'s inputs), every target's estimate out.
+class OpenVINORunner:
+    """A family's network compiled by OpenVINO for the CPU, from its ONNX graphs: numpy
+    `(magnitude, lengths, offsets, width)` in (`onnx_export`'s inputs), every output out.
 
     Args:
-        layers, targets, nb_bins, nb_channels, bridge: as `onnx_export.filters_to_onnx`.
+        network: the family's network: `onnx(form)` (its ONNX graph with the LSTMs written as
+            `form`, `onnx_export.FORMS`), `padded_form` (the form that keeps to `lengths`) and
+            `outputs` (how many it stacks on axis 1).
         precision: "float32", or "bfloat16" (OpenVINO's bf16 inference hint, where the CPU has it).
     """
 
-    def __init__(self, layers, targets, nb_bins, nb_channels, precision="float32", bridge=False):
-        from umx_core.runtime.onnx_export import filters_to_onnx
+    in_graph = False
+    runtime = "openvino"
 
+    def __init__(self, network, precision="float32"):
         ov = _openvino()
         core = ov.Core()
-        self.precision, self.targets = precision, list(targets)
+        self.precision = precision
         if precision == "bfloat16" and not has_bfloat16(core):
             logging.getLogger(__name__).warning(
                 "precision bfloat16: this CPU has no bfloat16 dot products (AVX512-BF16 or AMX); OpenVINO runs float32")
             self.precision = "float32"
         self.core = core
-        # sequences that fill the frames (all but a track's last chunk) run the unpadded form; padded
-        # ones the split form, except in a bridged model, where OpenVINO computes the split form
-        # wrong and the (slower) bidirectional one right
-        self.padded = "bidirectional" if bridge else "split"
-        self.models = {form: core.read_model(filters_to_onnx(layers, targets, nb_bins, nb_channels, form, bridge)
-                                             .SerializeToString()) for form in (self.padded, "unpadded")}
+        # sequences that fill the frames (all but a track's last chunk) run the unpadded form, padded
+        # ones the form the network says keeps to their lengths
+        self.padded = network.padded_form
+        self.models = {form: core.read_model(network.onnx(form).SerializeToString())
+                       for form in (self.padded, "unpadded")}
+        self.outputs = network.outputs
         self.config = {"INFERENCE_PRECISION_HINT": {"bfloat16": "bf16", "float32": "f32"}[self.precision]}
         self.requests = {}  # (form, batch, frames) -> an infer request of that form compiled for that shape
 
@@ -91,7 +94,7 @@ class OpenVINOFilters:
         full = lengths == magnitude.shape[1]
         if full.all() or not full.any():
             return self._run("unpadded" if full.all() else self.padded, magnitude, lengths, offsets, width)
-        out = np.empty((len(lengths), len(self.targets), int(width)) + magnitude.shape[2:], np.float32)
+        out = np.empty((len(lengths), self.outputs, int(width)) + magnitude.shape[2:], np.float32)
         for form, rows in (("unpadded", full), (self.padded, ~full)):
             out[rows] = self._run(form, magnitude[rows], lengths[rows], offsets[rows], width)
         return out

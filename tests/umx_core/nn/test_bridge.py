@@ -94,7 +94,7 @@ def test_a_bridged_model_survives_save_load_export_and_the_other_runtimes(tmp_pa
     filters = random_filters(TARGETS, nb_bins=257, max_bin=200, hidden_size=16)
     separator = Separator(UMX(list(filters), filters=filters, n_fft=512, n_hop=128, sample_rate=16000, niter=1,
                               bridge=True), wiener_win_len=80)
-    assert separator.model.joint.bridge and len(separator.engine.filter_programs) == 1
+    assert separator.model.joint.bridge and len(separator.engine.program.runner.programs) == 1
     audio = (np.random.default_rng(1).standard_normal((1, 2, 16000)) * 0.1).astype(np.float32)
     stems = separator(audio)
     assert rel_error(stems, separator.model(audio).numpy()) < 1e-5  # 126 frames: one chunk, the whole input
