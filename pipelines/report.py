@@ -99,11 +99,19 @@ def _svg(figure):
 
 
 def figures(records, summaries, failures):
-    """`[(title, svg)]` of the report's plots (a plot without data says so instead)."""
+    """`[(caption, svg or None, words)]` of the report's plots: a plot without data is None, and its
+    words say what there is instead. The caption is each plot's one heading (the axes have none)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    def plot(draw, xlabel=None, ylabel=None):
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        draw(ax)
+        ax.set_xlabel(xlabel or "")
+        ax.set_ylabel(ylabel or "")
+        return _svg(fig)
 
     out = []
     loudness = {}
@@ -111,40 +119,44 @@ def figures(records, summaries, failures):
         for stem, stats in _mapping(_mapping(record.get("analytics")).get("stems")).items():
             if _number(_mapping(stats).get("loudness_lufs")) is not None:
                 loudness.setdefault(_label(stem), []).append(_number(stats["loudness_lufs"]))
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    caption = f"Loudness per stem ({len(records)} tracks)"
     if loudness:
-        ax.boxplot(list(loudness.values()), tick_labels=list(loudness))
-    ax.set_ylabel("integrated loudness (LUFS)")
-    ax.set_title(f"Loudness per stem ({len(records)} tracks)")
-    out.append(("Loudness per stem", _svg(fig)))
+        out.append((caption, plot(lambda ax: ax.boxplot(list(loudness.values()), tick_labels=list(loudness)),
+                                  ylabel="integrated loudness (LUFS)"), None))
+    else:
+        out.append((caption, None, "No stem has a loudness: no complete track was measured."))
 
     shares = [share for share in map(_vocal_share, records) if share is not None]
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.hist(shares, bins=[i / 10 for i in range(11)], color="C1")
-    ax.set_xlabel("share of the track inside vocal segments")
-    ax.set_ylabel("tracks")
     instrumental = sum(share == 0 for share in shares)
-    ax.set_title(f"Vocal presence ({instrumental} of {len(shares)} tracks instrumental)")
-    out.append(("Vocal presence", _svg(fig)))
+    caption = f"Vocal presence ({instrumental} of {len(shares)} tracks instrumental)"
+    if shares:
+        out.append((caption, plot(lambda ax: ax.hist(shares, bins=[i / 10 for i in range(11)], color="C1"),
+                                  "share of the track inside vocal segments", "tracks"), None))
+    else:
+        out.append((caption, None, "No track has vocal segments measured (no vocals stem, or no analytics)."))
 
     runs = sorted(summaries, key=lambda s: _text(s.get("run")))
     hours = [_number(s.get("audio_hours")) or 0.0 for s in runs]
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.bar([_label(s.get("run")) for s in runs], hours, color="C2")
-    ax.set_ylabel("audio hours separated")
-    ax.set_title(f"Audio hours per run ({sum(hours):.2f} h in all)")
-    ax.tick_params(axis="x", labelrotation=30)
-    out.append(("Audio hours per run", _svg(fig)))
+    caption = f"Audio hours per run ({sum(hours):.2f} h in all)"
+    if runs:
+        def bars(ax):
+            ax.bar([_label(s.get("run")) for s in runs], hours, color="C2")
+            ax.tick_params(axis="x", labelrotation=30)
+
+        out.append((caption, plot(bars, ylabel="audio hours separated"), None))
+    else:
+        out.append((caption, None, "No run has finished yet."))
 
     stages = {}
     for failure in failures:
         stage = _label(failure.get("stage", "?"))
         stages[stage] = stages.get(stage, 0) + 1
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.bar(list(stages), list(stages.values()), color="C3")
-    ax.set_ylabel("failures")
-    ax.set_title(f"Failures by stage ({len(failures)} in all runs)")
-    out.append(("Failures by stage", _svg(fig)))
+    caption = f"Failures by stage ({len(failures)} in all runs)"
+    if stages:
+        out.append((caption, plot(lambda ax: ax.bar(list(stages), list(stages.values()), color="C3"),
+                                  ylabel="failures"), None))
+    else:
+        out.append((caption, None, "No failures in any run."))
     return out
 
 
@@ -181,16 +193,27 @@ def render(output, records, summaries, failures, skipped=()):
              "td:first-child,#failures td{text-align:left}</style></head><body>",
              f"<h1>Catalog report</h1><p>{shown}: {len(records)} complete tracks, "
              f"{len(summaries)} runs, {len(failures)} failures.</p>"]
-    for title, svg in figures(records, summaries, failures):
-        parts.append(f"<figure class='plot'><figcaption>{html.escape(title)}</figcaption>{svg}</figure>")
-    parts.append("<h2>Slowest tracks</h2><table id='slowest'><tr><th>track</th><th>seconds</th><th>audio seconds</th>"
-                 "<th>x real time</th></tr>")
-    for track, seconds, duration, factor in slowest(records):
-        parts.append(_cells(track, f"{seconds:.1f}", f"{duration:.1f}", f"{factor:.1f}"))
-    parts.append("</table><h2>Failures</h2><table id='failures'><tr><th>input</th><th>stage</th><th>error</th></tr>")
-    for failure in failures[:FAILURES_SHOWN]:
-        parts.append(_cells(*(_text(failure.get(key)) for key in ("path", "stage", "error"))))
-    parts.append("</table>")
+    for caption, svg, words in figures(records, summaries, failures):
+        body = svg if svg is not None else f"<p class='empty'>{html.escape(words)}</p>"
+        parts.append(f"<figure class='plot'><figcaption>{html.escape(caption)}</figcaption>{body}</figure>")
+    rows = slowest(records)
+    parts.append("<h2>Slowest tracks</h2>")
+    if rows:
+        parts.append("<table id='slowest'><tr><th>track</th><th>seconds</th><th>audio seconds</th>"
+                     "<th>x real time</th></tr>")
+        parts += [_cells(track, f"{seconds:.1f}", f"{duration:.1f}", f"{factor:.1f}")
+                  for track, seconds, duration, factor in rows]
+        parts.append("</table>")
+    else:
+        parts.append("<p id='slowest'>No complete track yet.</p>")
+    parts.append("<h2>Failures</h2>")
+    if failures:
+        parts.append("<table id='failures'><tr><th>input</th><th>stage</th><th>error</th></tr>")
+        parts += [_cells(*(_text(failure.get(key)) for key in ("path", "stage", "error")))
+                  for failure in failures[:FAILURES_SHOWN]]
+        parts.append("</table>")
+    else:
+        parts.append("<p id='failures'>No failures.</p>")
     if len(failures) > FAILURES_SHOWN:
         parts.append(f"<p>and {len(failures) - FAILURES_SHOWN} more, in {FAILED}/.</p>")
     if skipped:

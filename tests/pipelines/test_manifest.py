@@ -223,3 +223,26 @@ def test_the_report_renders_its_figures_in_chromium(separated, tmp_path):
 
     pixels = np.asarray(Image.open(shot).convert("L"), np.float32)
     assert pixels.std() > 10  # drawn figures, not a blank page
+
+
+def test_a_report_with_nothing_to_plot_says_so_in_words_and_each_heading_once(separated, monkeypatch):
+    """An output with no tracks, runs or failures: each figure's place says in words what there is
+    (no empty axes), and each heading appears once (the caption, not a second title inside the plot)."""
+    from pipelines import report
+
+    empty = report.render("gs://bucket/out", [], [], [])
+    assert "<svg" not in empty and empty.count("class='plot'") == 4
+    for words in ("No failures in any run.", "No run has finished yet.", "No complete track yet.", "No failures."):
+        assert words in empty
+    _, output, _ = separated
+    records, summaries, failures, _ = report.gather(output)
+    import matplotlib.axes
+
+    titles = []
+    original = matplotlib.axes.Axes.set_title
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title",
+                        lambda self, label, *a, **k: titles.append(label) or original(self, label, *a, **k))
+    drawn = report.figures(records, summaries, failures)
+    assert not titles and all(svg is not None for _, svg, _ in drawn)  # the caption is the one heading
+    full = report.render(output, records, summaries, failures)
+    assert all(full.count(caption) == 1 for caption, _, _ in drawn)

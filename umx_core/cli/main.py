@@ -85,8 +85,12 @@ def _number(value, unit, digits=1):
     return "n/a" if value is None else f"{value:.{digits}f} {unit}"
 
 
-def stats_lines(analytics):
-    """`umx --stats`'s lines: one per stem and the mixture, then the vocal segments."""
+SEGMENTS_SHOWN = 5  # vocal segments `umx --stats` lists; the rest are counted (--verbose: all)
+
+
+def stats_lines(analytics, shown=SEGMENTS_SHOWN):
+    """`umx --stats`'s lines: one per stem and the mixture, then the vocal segments: how many, their
+    seconds in all, and the first `shown` (None: every one)."""
     lines = []
     for name, stats in [("mixture", analytics["mixture"]), *analytics["stems"].items()]:
         line = (f"  {name:<14} {_number(stats['loudness_lufs'], 'LUFS')}, peak {_number(stats['sample_peak_dbfs'], 'dBFS')}"
@@ -97,9 +101,15 @@ def stats_lines(analytics):
             share = "n/a" if stats["energy_share"] is None else f"{stats['energy_share']:.0%}"
             line += f", audible {stats['audible_share']:.0%}{span}, {share} of the energy"
         lines.append(line)
-    if analytics["instrumental"] is not None:
-        segments = ", ".join(f"{a:.1f}-{b:.1f}" for a, b in analytics["vocal_segments"])
-        lines.append("  instrumental" if analytics["instrumental"] else f"  vocal segments (s): {segments}")
+    if analytics["instrumental"]:
+        lines.append("  instrumental")
+    elif analytics["instrumental"] is not None:
+        found = analytics["vocal_segments"]
+        listed = found if shown is None else found[:shown]
+        more = f", and {len(found) - len(listed)} more" if len(found) > len(listed) else ""
+        seconds = sum(b - a for a, b in found)
+        lines.append(f"  vocal segments: {len(found)}, {seconds:.1f} s in all: "
+                     + ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in listed) + more)
     return lines
 
 
@@ -178,7 +188,7 @@ def main(argv=None):
         print(f"{path}: {_duration(result.duration)} in {result.seconds:.1f} s ({result.realtime:.1f}x real time) "
               f"-> {outdir}/{{{','.join(result.stems)}}}.{options.codec}{notes}", flush=True)
         if result.analytics is not None:
-            print("\n".join(stats_lines(result.analytics)), flush=True)
+            print("\n".join(stats_lines(result.analytics, None if args.verbose else SEGMENTS_SHOWN)), flush=True)
     return 2 if failures else 0
 
 

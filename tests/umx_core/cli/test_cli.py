@@ -218,3 +218,17 @@ def test_stderr_has_our_words_not_tensorflows(model, songs, tmp_path):
     assert quiet.stderr.strip().splitlines() == [f"umx: error: {missing}: no such file"], quiet.stderr
     verbose = subprocess.run(args + ["--verbose"], capture_output=True, text=True, env=env, timeout=300)
     assert native.search(verbose.stderr), verbose.stderr  # the lines exist and are ours to hide
+
+
+def test_stats_count_the_vocal_segments_and_list_the_first_few():
+    from umx_core.cli.main import stats_lines
+
+    quiet = {"loudness_lufs": None, "sample_peak_dbfs": None, "true_peak_dbtp": None}
+    segments = [[10.0 * k, 10.0 * k + 2.5] for k in range(8)]
+    analytics = {"mixture": quiet, "stems": {"vocals": quiet}, "vocal_segments": segments, "instrumental": False}
+    last = stats_lines(analytics)[-1]
+    assert last.startswith("  vocal segments: 8, 20.0 s in all: 0.0-2.5 s, 10.0-12.5 s")
+    assert "40.0-42.5 s, and 3 more" in last and "50.0" not in last
+    assert stats_lines(analytics, None)[-1].endswith("70.0-72.5 s")
+    assert stats_lines({**analytics, "vocal_segments": [], "instrumental": True})[-1] == "  instrumental"
+    assert len(stats_lines({**analytics, "vocal_segments": None, "instrumental": None})) == 2  # no vocals stem
