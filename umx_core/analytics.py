@@ -32,6 +32,8 @@ TRUE_PEAK_PHASES = np.array([
     [-0.0083007812500, 0.0148925781250, -0.0266113281250, 0.0476074218750, -0.1022949218750, 0.9721679687500,
      0.1373291015625, -0.0594482421875, 0.0332031250000, -0.0196533203125, 0.0109863281250, 0.0017089843750]])
 TRUE_PEAK_GAIN = float(np.abs(TRUE_PEAK_PHASES).sum(axis=1).max())  # the most one output can exceed its inputs by
+FEED_SPAN = 1 << 19  # samples a meter takes at once
+TRUE_PEAK_SPAN = 2048  # outputs per span the true peak's search bounds at once
 PHASES_BY_WINDOW = np.ascontiguousarray(TRUE_PEAK_PHASES[:, ::-1].T, np.float32)  # (12 samples, 4 phases)
 
 
@@ -79,8 +81,13 @@ class Meter:
         return (step + 1) * self.rate // 10
 
     def feed(self, block):
-        """Add the next samples `(channels, n)` (float)."""
+        """Add the next samples `(channels, n)` (float), a slice of `FEED_SPAN` at a time (so that the
+        float64 filtering's copies of a long block never take much memory)."""
         block = np.asarray(block, np.float32)
+        for first in range(0, block.shape[-1], FEED_SPAN):
+            self._feed(block[:, first : first + FEED_SPAN])
+
+    def _feed(self, block):
         n = block.shape[-1]
         if n == 0:
             return
@@ -107,17 +114,27 @@ class Meter:
             step += 1
         return ends
 
-    def _true_peak(self, block, span=1 << 16):
-        """Raise `true_peak` to the block's 4x-oversampled peak: 12-sample windows times the 4 phases,
-        a span at a time; a span whose largest sample is under `(the peak so far) / TRUE_PEAK_GAIN`
-        cannot raise it (no output exceeds its inputs by more) and is passed over."""
+    def _true_peak(self, block, span=TRUE_PEAK_SPAN):
+        """Raise `true_peak` to the block's 4x-oversampled peak: 12-sample windows times the 4 phases.
+        No output exceeds its window's largest sample times `TRUE_PEAK_GAIN`, so spans of `span`
+        outputs are taken loudest first, and the first whose bound is under the peak so far ends
+        the search: exact, with the filter run on a few spans of a track instead of all of it."""
         extended = np.concatenate([self.taps, block], axis=-1)
         taps = TRUE_PEAK_PHASES.shape[1]
-        for channel in extended:
-            for first in range(0, channel.size - taps + 1, span):
-                part = channel[first:first + span + taps - 1]
-                if np.max(np.abs(part)) * TRUE_PEAK_GAIN < self.true_peak:
-                    continue
+        outputs = extended.shape[-1] - taps + 1
+        if outputs > 0:
+            spans = -(-outputs // span)
+            magnitude = np.abs(extended)
+            padded = np.zeros((self.channels, (spans + 1) * span), np.float32)
+            padded[:, : magnitude.shape[-1]] = magnitude
+            largest = padded.reshape(self.channels, spans + 1, span).max(axis=-1)
+            # span k's windows read its own samples and the next span's first taps - 1
+            bounds = np.maximum(largest[:, :-1], largest[:, 1:]) * TRUE_PEAK_GAIN  # (channels, spans)
+            for flat in np.argsort(-bounds, axis=None):
+                channel, k = divmod(int(flat), spans)
+                if bounds[channel, k] < self.true_peak:
+                    break
+                part = extended[channel, k * span : min(k * span + span + taps - 1, extended.shape[-1])]
                 windows = np.lib.stride_tricks.sliding_window_view(part, taps)  # x[n-11 .. n]
                 self.true_peak = max(self.true_peak, float(np.max(np.abs(windows @ PHASES_BY_WINDOW))))
         self.taps = extended[:, -self.taps.shape[-1]:]

@@ -147,3 +147,24 @@ def test_segments_merge_gaps_and_drop_short_runs():
     audible[[10, 11, 12, 16, 17, 40]] = True  # blocks of 400 ms every 100 ms
     assert segments(audible, min_seconds=1.0, gap_seconds=0.5) == [[1.0, 2.1]]
     assert segments(audible, min_seconds=0.0, gap_seconds=0.0) == [[1.0, 2.1], [4.0, 4.4]]  # touching: one
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_true_peak_search_passes_over_spans_yet_finds_the_filters_maximum(seed):
+    """Fed in blocks of odd sizes (some shorter than the filter), with one crest in a quiet stretch:
+    the true peak equals the whole signal's 4x interpolation filtered at once (scipy's upfirdn with
+    the Recommendation's 48 taps), though the search filters only the spans that could hold it."""
+    from umx_core.analytics import TRUE_PEAK_PHASES
+
+    rng = np.random.default_rng(seed)
+    audio = (rng.standard_normal((2, 30000)) * np.linspace(0.05, 0.3, 30000)).astype(np.float32)
+    at = int(rng.integers(100, 29000))
+    audio[seed % 2, at : at + 2] = [0.9, -0.8]  # a crest between two samples, where the envelope is low
+    meter, start = Meter(44100, 2), 0
+    for size in rng.integers(1, 5000, 40):
+        meter.feed(audio[:, start : start + size])
+        start += size
+    meter.feed(audio[:, start:])
+    taps = TRUE_PEAK_PHASES.T.reshape(-1)  # the four phases interleaved: the 48-tap interpolation filter
+    expected = max(np.abs(signal.upfirdn(taps, channel.astype(np.float64), up=4)).max() for channel in audio)
+    assert meter.true_peak == pytest.approx(expected, rel=1e-5)
