@@ -234,8 +234,6 @@ class Metering:
         **options: `describe`'s keyword arguments.
     """
 
-    wants_mixture = True  # the stream reads the mixture's block for `on_block`
-
     def __init__(self, rate, channels, names, **options):
         self.stems = {name: Meter(rate, channels) for name in names}
         self.mixture, self.options = Meter(rate, channels), options

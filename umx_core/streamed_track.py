@@ -53,7 +53,7 @@ class StreamedTrack:
         self.index, self.path, self.separator, self.reader = index, path, separator, reader
         self.outdir, self.names, self.aggregate = outdir, names, aggregate
         self.began, self.notes = began, notes
-        self.error, self.stems, self.writers, self.hooks = None, None, None, {}
+        self.error, self.stems, self.writers, self.metering = None, None, None, None
         self.geometry = geometry = separator.engine.geometry
         self.pad = geometry.pad
         short = geometry.too_short(reader.samples)
@@ -66,10 +66,10 @@ class StreamedTrack:
         self.chunks, self.width = self.layout.chunks, self.layout.width
         self.buffer = np.zeros((len(separator.sources), self.channels, 0), np.float32)
         self.base, self.emitted, self.end = 0, self.pad, self.pad + reader.samples
-        if analytics is not None:  # hooks see every block as it is written: here, the metering
+        if analytics is not None:  # the hook that meters every block as it is written
             from umx_core.analytics import Metering
 
-            self.hooks["analytics"] = Metering(reader.rate, self.channels, names, **analytics)
+            self.metering = Metering(reader.rate, self.channels, names, **analytics)
         try:
             self.writers = audio.StemWriters(outdir, names, ext, reader.rate, self.channels, staging, on_place)
         except (OSError, RuntimeError) as exc:  # no such folder, not writable, disk full (soundfile: RuntimeError)
@@ -119,17 +119,14 @@ class StreamedTrack:
                                path=self.path, stage="separate"))
             return
         named = self.separator.to_dict(block[None], self.aggregate)
+        stems = {name: named[name][0] for name in self.names}
         try:
-            self.writers.write({name: named[name][0] for name in self.names})
+            self.writers.write(stems)
         except (OSError, RuntimeError) as exc:  # disk full (soundfile: LibsndfileError, a RuntimeError)
             self.fail(self._write_error(exc, self.writers.local))
             return
-        if self.hooks:
-            stems = {name: named[name][0] for name in self.names}
-            mixture = self.read(None, (self.emitted, final)) if any(h.wants_mixture for h in self.hooks.values()) \
-                else None
-            for hook in self.hooks.values():
-                hook.on_block(stems, mixture)
+        if self.metering is not None:
+            self.metering.on_block(stems, self.read(None, (self.emitted, final)))
         self.buffer = self.buffer[..., final - self.base :]
         self.base = self.emitted = final
         if progress is not None:
@@ -150,7 +147,7 @@ class StreamedTrack:
         """This track's `Result`: its stems, or its error."""
         if self.error is not None:
             return Result(self.path, self.outdir, notes=self.notes, error=self.error)
-        analytics = self.hooks["analytics"].result() if "analytics" in self.hooks else None
+        analytics = None if self.metering is None else self.metering.result()
         return Result(self.reader.label, self.outdir, self.stems, self.reader.samples / self.reader.rate,
                       time.monotonic() - self.began, self.notes, analytics=analytics, channels=self.channels)
 

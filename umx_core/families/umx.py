@@ -65,8 +65,7 @@ class UMXFamily(Family):
         missing = [t for t in targets if t not in filters]
         if missing:
             raise UMXError(f"the model has no target(s) {missing}; it has {own}")
-        current = isinstance(model, UMX) and targets == own and all(
-            model.get_config()[key] == value for key, value in em.items())
+        current = isinstance(model, UMX) and targets == own and self.settings_of(model) == em
         if not current:  # a new model over the same layers: no weight is copied
             # a bridged model keeps every filter: each target's estimate depends on all of them
             kept = filters if bridge else {t: filters[t] for t in targets}
@@ -103,7 +102,8 @@ class UMXFamily(Family):
 
     def settings_of(self, model):
         """A bare UMX's own EM settings."""
-        return {key: model.get_config()[key] for key in EM}
+        config = model.get_config()
+        return {key: config[key] for key in EM}
 
     def from_saved_model(self, path, local, config):
         """A UMX rebuilt from its config (`config["model"]`), with the variables of the SavedModel at `local`."""
