@@ -232,6 +232,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         records, summaries, failures, skipped = gather(args.output)
+        if not (records or summaries or failures or skipped):
+            raise UMXError(f"{args.output}: no record, run summary or failure list of the catalog job there "
+                           "(a mistyped path, or a job that has not finished a run)")
         target = args.out or storage.join(args.output, MANIFEST, REPORT)
         storage.write_bytes(target, render(args.output, records, summaries, failures, skipped).encode())
     except UMXError as exc:

@@ -225,7 +225,8 @@ def test_the_report_renders_its_figures_in_chromium(separated, tmp_path):
     assert pixels.std() > 10  # drawn figures, not a blank page
 
 
-def test_a_report_with_nothing_to_plot_says_so_in_words_and_each_heading_once(separated, monkeypatch):
+def test_a_report_with_nothing_to_plot_says_so_in_words_and_each_heading_once(separated, monkeypatch, tmp_path,
+                                                                              capsys):
     """An output with no tracks, runs or failures: each figure's place says in words what there is
     (no empty axes), and each heading appears once (the caption, not a second title inside the plot)."""
     from pipelines import report
@@ -234,6 +235,8 @@ def test_a_report_with_nothing_to_plot_says_so_in_words_and_each_heading_once(se
     assert "<svg" not in empty and empty.count("class='plot'") == 4
     for words in ("No failures in any run.", "No run has finished yet.", "No complete track yet.", "No failures."):
         assert words in empty
+    assert report.main([str(tmp_path / "no-such-output")]) == 2
+    assert "no record, run summary or failure list" in capsys.readouterr().err
     _, output, _ = separated
     records, summaries, failures, _ = report.gather(output)
     import matplotlib.axes

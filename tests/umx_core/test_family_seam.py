@@ -109,6 +109,14 @@ def test_a_family_nobody_registered_is_refused(saved, tmp_path, monkeypatch):
         load_separator(folder)
 
 
+@pytest.mark.parametrize("module, problem", [("tests.no_such_family", "cannot be imported"),
+                                             ("tests.umx_core.pth_files", "defines no FAMILY")])
+def test_a_family_module_that_is_not_one_is_named(model, monkeypatch, module, problem):
+    monkeypatch.setenv(families.PLUGINS, f"{PLUGIN},{module}")
+    with pytest.raises(UMXError, match=f"'{module}' \\(FAMILIES or UMX_FAMILIES\\) {problem}"):
+        Separator(model)
+
+
 def test_a_long_file_streams_in_bounded_memory(model, saved, tmp_path):
     minutes = 4
     mix = song(minutes * 60 * RATE, 2)

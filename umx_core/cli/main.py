@@ -158,7 +158,7 @@ def main(argv=None):
         aggregate = {**{s: [s] for s in separator.targets}, residual_name: ["residual"], **(aggregate or {})}
     if args.verbose:
         family = ", ".join(f"{key} {value}" for key, value in separator.settings().items())
-        print(f"model {args.model}: {separator.family.name}, targets {separator.targets}, "
+        print(f"model {args.model} (family {separator.family.name}): targets {separator.targets}, "
               f"{int(separator.sample_rate)} Hz, {family}", file=sys.stderr)
     model_label = os.path.basename(str(args.model).rstrip("/")) or "model"
 

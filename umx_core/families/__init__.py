@@ -111,7 +111,14 @@ class Family:
 
 
 def _import(module):
-    family = importlib.import_module(module).FAMILY
+    try:
+        family = importlib.import_module(module).FAMILY
+    except ImportError as exc:
+        raise UMXError(f"model family module {module!r} (FAMILIES or {PLUGINS}) cannot be imported: {exc}") from exc
+    except AttributeError:
+        raise UMXError(f"model family module {module!r} (FAMILIES or {PLUGINS}) defines no FAMILY") from None
+    if not isinstance(family, Family):
+        raise UMXError(f"model family module {module!r}: its FAMILY is a {type(family).__name__}, not a Family")
     _loaded[family.name] = family
     return family
 
