@@ -5,6 +5,9 @@ VENV ?= $(if $(filter python3.11,$(PYTHON)),.venv,.venv-$(notdir $(PYTHON)))
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OPENUNMIX := openunmix==1.3.0
+# the Hybrid Transformer Demucs reference and what it imports beyond torch; safetensors writes the
+# tests' checkpoints in demucs 4.1.0's safetensors form
+DEMUCS := demucs==4.1.0 julius==0.2.8 einops==0.8.2 safetensors==0.8.0
 
 .PHONY: venv test system-deps bench lock clean example demo-data demo-models docs
 
@@ -16,7 +19,7 @@ $(STAMP): pyproject.toml setup.py requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip uninstall -q -y openunmix 2>/dev/null || true
 	$(BIN)/pip install -q -c requirements/constraints.txt -e '.[test]'
-	$(BIN)/pip install -q --no-deps --upgrade --target $(VENV)/reference $(OPENUNMIX)
+	$(BIN)/pip install -q --no-deps --upgrade --target $(VENV)/reference $(OPENUNMIX) $(DEMUCS)
 	touch $@
 
 venv: $(STAMP)

@@ -29,6 +29,19 @@ def limit_threads(frameworks=("tensorflow", "torch")):
         tf.config.threading.set_inter_op_parallelism_threads(THREADS)
 
 
+def take_turns(sides, repeats):
+    """`(outputs, best)`: each side's output of a warm-up call (compiling what it compiles), and its best
+    time over `repeats` calls, the sides taking turns (`sides`: `{name: function of no argument}`)."""
+    outputs = {name: run() for name, run in sides.items()}
+    times = {name: [] for name in sides}
+    for _ in range(repeats):
+        for name, run in sides.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return outputs, {name: min(t) for name, t in times.items()}
+
+
 def add_dataset_arguments(parser):
     """`--tracks` and `--root`: the training benchmarks' dataset (see `dataset_root`)."""
     parser.add_argument("--tracks", type=int, default=12, help="synthetic tracks (30 s each)")

@@ -10,9 +10,8 @@ from XLA float32's.
 """
 
 import argparse
-import time
 
-from common import RATE, THREADS, limit_threads, umxhq_size_models
+from common import RATE, THREADS, limit_threads, take_turns, umxhq_size_models
 
 
 def main():
@@ -44,14 +43,7 @@ def main():
                          ("OpenVINO bfloat16", {"runtime": "openvino", "precision": "bfloat16"})):
         separator = separator_from_openunmix(weights, niter=args.niter, **kwargs)
         sides[name] = lambda s=separator: s(audio)
-    outputs = {name: run() for name, run in sides.items()}  # warm-up: compile, and the stems compared
-    times = {name: [] for name in sides}
-    for _ in range(args.repeats):
-        for name, run in sides.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    best = {name: min(t) for name, t in times.items()}
+    outputs, best = take_turns(sides, args.repeats)
     xla, torch_time = best["XLA float32"], best["openunmix (torch)"]
     print(f"{args.seconds:.0f} s stereo, 4 targets, umxhq size, niter {args.niter}, {THREADS} threads; "
           f"CPU bfloat16: {'yes' if has_bfloat16() else 'no'}")

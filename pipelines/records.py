@@ -51,8 +51,8 @@ def model_digest(path):
 
     path = str(path)
     digest = hashlib.sha256()
-    if path in registry.PUBLISHED:
-        digest.update(json.dumps(registry.PUBLISHED[path].files, sort_keys=True).encode())
+    if registry.published(path) is not None:
+        digest.update(json.dumps(registry.published(path).files, sort_keys=True).encode())
         return digest.hexdigest()
     root = (registry.shipped().get(path) or path).rstrip("/")
     if storage.is_gcs(root):

@@ -13,6 +13,7 @@ mixture's energy, and for a vocals stem the vocal segments (audible stretches me
 ones dropped) and whether the track is instrumental. Loudness that has no value (silence) is None.
 """
 
+import concurrent.futures
 import math
 
 import numpy as np
@@ -228,6 +229,10 @@ class Metering:
     """The stream's analytics hook: every stem written and the mixture, metered block by block as
     `umx_core.stream` writes them (`on_block`), described once the track is done (`result`).
 
+    The metering of a block runs on a thread of its own while the stream separates the next one
+    (the filters release the interpreter's lock), one block at a time, so it takes a core the
+    compiled program leaves idle rather than the stream's time, and at most one block waits.
+
     Args:
         rate, channels: the stems' sample rate and channels.
         names: the stems written.
@@ -237,13 +242,33 @@ class Metering:
     def __init__(self, rate, channels, names, **options):
         self.stems = {name: Meter(rate, channels) for name in names}
         self.mixture, self.options = Meter(rate, channels), options
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="umx-metering")
+        self.pending = None
 
     def on_block(self, stems, mixture):
-        """Meter the next block: `{name: (channels, n)}` of every stem written, the mixture's `(channels, n)`."""
+        """Meter the next block: `{name: (channels, n)}` of every stem written, the mixture's `(channels, n)`
+        (arrays the caller no longer changes). Waits for the block before it first."""
+        self._wait()
+        self.pending = self.pool.submit(self._meter, stems, mixture)
+
+    def _meter(self, stems, mixture):
         for name, meter in self.stems.items():
             meter.feed(stems[name])
         self.mixture.feed(mixture)
 
+    def _wait(self):
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()  # a metering error is raised here, in the stream's thread
+
     def result(self):
         """`describe`'s analytics of the whole track."""
+        try:
+            self._wait()
+        finally:
+            self.close()
         return describe(self.stems, self.mixture, **self.options)
+
+    def close(self):
+        """Stop the metering thread (a block still being metered is finished first)."""
+        self.pool.shutdown(wait=True)

@@ -6,8 +6,8 @@ the engine one (`umx_core.families`); nothing else computes a chunk's samples.
   by the network with `context` extra frames on both sides; every chunk's stems are overlap-added
   into one buffer of the reflect-padded signal and divided by the window envelope once
   (`normalise`), so STFT, EM and ISTFT are those of the whole track.
-- `SegmentGeometry` (waveform models): fixed segments with overlap and triangle weights, as
-  demucs's `apply_model`.
+- `umx_core.segmenting.SegmentGeometry` (waveform models): fixed segments with overlap and
+  triangle weights, and time shifts, as demucs's `apply_model`.
 
 Samples are counted in `samples`, a geometry's steps (STFT frames, or samples) in `frames`.
 """
@@ -86,83 +86,6 @@ class StftGeometry:
         """Divide overlap-added samples `(..., n)` from sample `start` of the padded track by the window
         envelope, in place."""
         normalise(block, layout.frames, self.n_fft, self.n_hop, start)
-
-
-class SegmentGeometry:
-    """A waveform model's chunk geometry, as demucs's `apply_model` splits a track: chunks of `segment`
-    samples every `stride = int((1 - overlap) * segment)`, each chunk's stems weighted by a triangle
-    and their sum divided by the weights' sum. A chunk shorter than `segment` (the last) is centred in
-    its segment, read with the track's neighbouring samples and zeros beyond the track, and its stems
-    are the centre of the program's output.
-
-    Units are samples (a `Chunk`'s fields, `Layout.frames` and `width`); the track is not padded.
-
-    Args:
-        segment: samples per chunk (the program's input).
-        overlap: the part of a segment shared with the next chunk.
-        transition_power: the triangle's exponent (demucs: 1).
-    """
-
-    pad = 0
-
-    def __init__(self, segment, overlap=0.25, transition_power=1.0):
-        self.segment = int(segment)
-        self.stride = max(1, int((1 - overlap) * self.segment))
-        half = self.segment // 2
-        ramp = np.concatenate([np.arange(1, half + 1), np.arange(self.segment - half, 0, -1)]).astype(np.float32)
-        self.weight = (ramp / ramp.max()) ** np.float32(transition_power)
-
-    def too_short(self, samples):
-        """What is wrong with a track of `samples` samples, or None (any sample will do)."""
-        return "no samples" if samples < 1 else None
-
-    def layout(self, samples):
-        """The `Layout` of a track of `samples` samples."""
-        chunks = []
-        for start in range(0, samples, self.stride):
-            length = min(samples - start, self.segment)
-            chunks.append(Chunk(start, length, start - (self.segment - length) // 2, self.segment))
-        return Layout(samples, samples, chunks, self.segment, samples)
-
-    def span(self, chunk):
-        """`(lo, hi)`: the track's samples a chunk's audio is (outside the track: zeros)."""
-        return chunk.first, chunk.first + chunk.count
-
-    def place(self, chunk):
-        """The track's sample where a chunk's stems are overlap-added."""
-        return chunk.start
-
-    def input_samples(self, width):
-        """Samples of a chunk of `width` samples."""
-        return width
-
-    def output(self, chunk, stems):
-        """The part of a chunk's program output `(sources, channels, segment)` to overlap-add at
-        `place(chunk)`: its centre, `chunk.centre` samples, weighted by the triangle's first ones."""
-        lo = (self.segment - chunk.centre) // 2
-        return stems[..., lo : lo + chunk.centre] * self.weight[: chunk.centre]
-
-    def gather(self, take, lo, hi, samples):
-        """Positions `[lo, hi)` of a track of `samples` samples as `(channels, hi - lo)`, zeros outside
-        it; `take(indices)` reads the track's samples at `indices`."""
-        inside = np.arange(max(lo, 0), min(hi, samples))
-        got = take(inside)
-        out = np.zeros((got.shape[0], hi - lo), np.float32)
-        out[:, max(lo, 0) - lo : max(lo, 0) - lo + inside.size] = got
-        return out
-
-    def normalise(self, block, layout, start):
-        """Divide overlap-added samples `(..., n)` from sample `start` of the track by the sum of the
-        weights every chunk gave them, in place."""
-        stop = start + block.shape[-1]
-        total = np.zeros(block.shape[-1], np.float32)
-        for chunk in layout.chunks[max(0, (start - self.segment) // self.stride):]:
-            if chunk.start >= stop:
-                break
-            lo, hi = max(chunk.start, start), min(chunk.start + chunk.centre, stop)
-            if hi > lo:
-                total[lo - start : hi - start] += self.weight[lo - chunk.start : hi - chunk.start]
-        block /= total
 
 
 def plan(nb_frames, segment, context):

@@ -8,7 +8,8 @@ Resolved in order:
    `Separator.export`, a folder holding such a directory as `separator/` (a training run, whose
    `separator/` has the best weights so far, or an assembled or exported model), a `.keras` file
    of a `UMX` model, or a folder of open-unmix weights (`<target>.pth`, as open-unmix's local
-   model folders). Training checkpoints are `training`'s own format, not read here: pass the run
+   model folders), or a demucs checkpoint (`.th`, `.safetensors`) or bag (its yaml, or the folder
+   holding it and its models' files). Training checkpoints are `training`'s own format, not read here: pass the run
    folder, or export the checkpoint (`python -m training.export`).
 """
 
@@ -17,13 +18,14 @@ import json
 import os
 import tempfile
 
-from umx_core import families, storage
+from umx_core import demucs_convert, families, storage
 from umx_core.errors import UMXError
 from umx_core.saved import CONFIG_NAME, MODEL_NAME, SAVED_MODEL_CONFIG
 from umx_core.separator import Separator
 
 DEFAULT_FAMILY = "umx"  # a separator.json without "family" was written before there was another
 RUN_SEPARATOR = "separator"  # the model inside a run folder (training writes it with Separator.save)
+MODEL_FILES = (".keras",) + demucs_convert.CHECKPOINT_SUFFIXES  # a model in one file (a gs:// one is downloaded)
 
 
 def _read_json(path, local_path):
@@ -47,6 +49,8 @@ def _load_local(path, local):
     if os.path.isdir(local) and not os.path.exists(join(MODEL_NAME)) and any(
             f.endswith(".pth") for f in os.listdir(local)):
         return _openunmix_folder(path, local)
+    if demucs_convert.is_demucs(local):
+        return _demucs(path, local), {}
     if os.path.isfile(local):
         if local.endswith(".keras"):
             families.all_families()  # every family's layers known to Keras before it reads the file
@@ -73,6 +77,14 @@ def _load_local(path, local):
     if os.path.exists(join(os.path.join(RUN_SEPARATOR, CONFIG_NAME))):  # a training run or assembled model
         return _load_local(f"{path}/{RUN_SEPARATOR}", join(RUN_SEPARATOR))
     return None
+
+
+def _demucs(path, local):
+    """The model of a demucs checkpoint or bag at `local` (named `path` in errors)."""
+    try:
+        return demucs_convert.model_from_demucs(local)
+    except UMXError as exc:
+        raise UMXError(str(exc).replace(local, path)) from None
 
 
 def _not_a_model(path):
@@ -110,6 +122,11 @@ def separator_from_openunmix(state_dicts, **separator_kwargs):
 
 def _convert_published(paths, model, folder, metadata):
     """`registry.resolve`'s conversion: a published model's downloaded weights saved as a separator."""
+    from umx_core import registry
+
+    if isinstance(model, registry.PublishedDemucs):
+        Separator(demucs_convert.model_from_files(paths, model.weights)).save(folder, metadata=metadata)
+        return
     separator_from_openunmix(paths, sample_rate=model.sample_rate, n_fft=model.n_fft, n_hop=model.n_hop,
                              nb_channels=model.nb_channels, niter=1).save(folder, metadata=metadata)
 
@@ -152,12 +169,13 @@ def load_separator(path, targets=None, **overrides):
     source = folder or path
     if folder is None and not storage.is_gcs(path) and not os.path.exists(path):
         raise UMXError(f"{path!r}: not a shipped model ({', '.join(registry.shipped()) or 'none'}), "
-                       f"not a published model ({', '.join(registry.PUBLISHED)}), and no such file or directory")
+                       f"not a published model ({', '.join(registry.PUBLISHED) + ', ' + ', '.join(registry.PUBLISHED_DEMUCS)}), "
+                       "and no such file or directory")
     if storage.is_gcs(path) and storage.exists(storage.join(path, RUN_SEPARATOR, CONFIG_NAME)):
         source = storage.join(path, RUN_SEPARATOR)  # a run folder: download its model, not its checkpoints
-    if storage.is_gcs(path) and path.endswith(".keras"):
+    if storage.is_gcs(path) and path.endswith(MODEL_FILES):
         with tempfile.TemporaryDirectory(prefix="umx-model-") as tmp:
-            local = os.path.join(tmp, "model.keras")
+            local = os.path.join(tmp, path.rsplit("/", 1)[-1])
             with open(local, "wb") as f:
                 f.write(storage.read_bytes(path))
             loaded = _load_local(path, local)

@@ -4,14 +4,16 @@ Both of `torch.save`'s formats are read: the zip archive (`ARCHIVE/data.pkl` wit
 `ARCHIVE/data/KEY`, the default since PyTorch 1.6) and the older stream of pickles (a magic number,
 the protocol, the system's sizes, the state dict, the storage keys, then each storage as an 8-byte
 element count and its bytes). Every pickle in either goes through `umx_core.safe_pickle`, which
-runs nothing: it may name ordered dicts, tensors and typed storages, and anything else (a function
-to call, a class to build: what a malicious `.pth` uses to run code) is refused before it runs.
+runs nothing: it may name ordered dicts, tensors, typed storages and what a caller of `read` allows,
+and anything else (a function to call, a class to build: what a malicious `.pth` uses to run code) is
+refused before it runs.
 Sizes are checked before memory is taken: a storage's element count must be backed by the bytes
 present, a zip entry may not inflate out of proportion, a tensor must address only inside its
 storage, and the arrays made may not exceed a small multiple of the storages read.
 """
 
 import collections
+import functools
 import io
 import math
 import struct
@@ -144,11 +146,7 @@ class _Storages:
         return sum(s.numel * s.dtype.itemsize for s in self.by_key.values())
 
 
-def _state_pickle(stream, storages, size=None):
-    return safe_pickle.load(stream, allowed=STORAGE_GLOBALS, calls=CALLS, persistent=storages, size=size)
-
-
-def _zip_state(data):
+def _zip_state(data, unpickle):
     archive = SafeZip(data)
     pickles = [n for n in archive.names() if n.endswith("/data.pkl") or n == "data.pkl"]
     if len(pickles) != 1:
@@ -162,7 +160,7 @@ def _zip_state(data):
             raise PickleRefused(f"entry {name} is malformed (only little-endian files of a known version are read)")
     storages = _Storages(fields=5)
     raw = archive.read(pickles[0])
-    state = _state_pickle(io.BytesIO(raw), storages, size=len(raw))
+    state = unpickle(io.BytesIO(raw), persistent=storages, size=len(raw))
     for key, storage in storages.by_key.items():
         name = f"{root}data/{key}"
         if name not in unread:
@@ -174,12 +172,12 @@ def _zip_state(data):
     return state, storages
 
 
-def _legacy_state(data):
+def _legacy_state(data, unpickle, kind):
     f = io.BytesIO(data)
     try:
         magic = safe_pickle.load(f)
     except PickleRefused as exc:
-        raise PickleRefused(f"not a readable PyTorch state dict (neither a zip archive nor the legacy format: {exc})")
+        raise PickleRefused(f"not a readable PyTorch {kind} (neither a zip archive nor the legacy format: {exc})")
     if magic != LEGACY_MAGIC:
         raise PickleRefused("not a PyTorch file")
     if safe_pickle.load(f) != LEGACY_PROTOCOL:
@@ -188,7 +186,7 @@ def _legacy_state(data):
     if not (isinstance(info, dict) and info.get("little_endian") is True):
         raise PickleRefused("its tensors are not little-endian, or its system information is malformed")
     storages = _Storages(fields=6)
-    state = _state_pickle(f, storages)
+    state = unpickle(f, persistent=storages)
     keys = safe_pickle.load(f)
     if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys) and len(set(keys)) == len(keys)):
         raise PickleRefused("its list of storage keys is malformed")
@@ -206,8 +204,9 @@ def _legacy_state(data):
     return state, storages
 
 
-def _plain(value, budget):
-    """The unpickled state with every tensor made a numpy array (shared parts converted once)."""
+def _plain(value, budget, markers):
+    """The unpickled value with every tensor made a numpy array (shared parts converted once); of the
+    globals, only `markers` may stand where data belongs."""
     done, open_, stack = {}, set(), [(value, False, 0)]
     while stack:  # depth-first without recursion: a hostile nesting cannot exhaust the C stack
         item, expanded, depth = stack.pop()
@@ -230,9 +229,9 @@ def _plain(value, budget):
         else:
             open_.discard(id(item))
             if isinstance(item, dict):
-                done[id(item)] = collections.OrderedDict((k, _converted(v, done)) for k, v in item.items())
+                done[id(item)] = collections.OrderedDict((k, _converted(v, done, markers)) for k, v in item.items())
             else:
-                done[id(item)] = type(item)(_converted(v, done) for v in item)
+                done[id(item)] = type(item)(_converted(v, done, markers) for v in item)
     return done.get(id(value), value)
 
 
@@ -240,20 +239,28 @@ def _container(value):
     return isinstance(value, (dict, list, _Tensor)) or type(value) is tuple  # a Global is a tuple too, not data
 
 
-def _converted(value, done):
+def _converted(value, done, markers):
     if _container(value):
         return done[id(value)]
-    if isinstance(value, (_Storage, Global)):
+    if isinstance(value, _Storage) or (isinstance(value, Global) and value not in markers):
         raise PickleRefused("its pickle holds a bare storage or class where data belongs")
     return value
 
 
-def load(path):
-    """`{name: numpy array}` of a `.pth` state dict (zip or legacy format), without PyTorch.
+def read(path, allowed=(), calls=None, refusal=safe_pickle.STATE_DICT_REFUSAL, kind="state dict"):
+    """The dict `torch.save` wrote to `path` (zip or legacy format), without PyTorch and running nothing.
 
+    Args:
+        path: a local file.
+        allowed: `(module, name)` globals the file may hold as data; each comes back a `Global` marker.
+        calls: `{Global: function}` the pickle may call besides torch's rebuilders, each checking its arguments.
+        refusal: the message for any other global (`safe_pickle.load`'s).
+        kind: what the file should hold, for the messages.
+    Returns:
+        the unpickled dict, every tensor a numpy array and every dict an ordered dict.
     Raises:
         UMXError naming the file and what is wrong: unreadable, not a PyTorch file, a pickle asking
-        for anything but ordered dicts, tensors and storages, or sizes the file's bytes do not back.
+        for a global neither allowed nor torch's, sizes the file's bytes do not back, or not a dict.
     """
     label = str(path)
     try:
@@ -261,13 +268,29 @@ def load(path):
             data = f.read()
     except OSError as exc:
         raise UMXError(f"{label}: cannot read it ({exc})") from exc
+    # the main pickle's reader: torch's storages, tensors and ordered dicts, and what the caller adds
+    unpickle = functools.partial(safe_pickle.load, allowed=set(allowed) | STORAGE_GLOBALS,
+                                 calls={**(calls or {}), **CALLS}, refusal=refusal)
     try:
-        state, storages = _zip_state(data) if zipfile.is_zipfile(io.BytesIO(data)) else _legacy_state(data)
-        if not isinstance(state, dict):
-            raise PickleRefused(f"holds a {type(state).__name__}, not a state dict")
+        if zipfile.is_zipfile(io.BytesIO(data)):
+            value, storages = _zip_state(data, unpickle)
+        else:
+            value, storages = _legacy_state(data, unpickle, kind)
+        if not isinstance(value, dict):
+            raise PickleRefused(f"holds a {type(value).__name__}, not a {kind}")
         budget = [ARRAY_BYTES_PER_STORAGE_BYTE * storages.bytes_declared() + ARRAY_BYTES_ALLOWANCE]
-        return _plain(state, budget)
+        return _plain(value, budget, {Global(*name) for name in allowed})
     except (PickleRefused, ZipRefused) as exc:
         raise UMXError(f"{label}: {exc}") from None
     except Exception as exc:  # a damaged archive or pickle: whatever the parsers raise on bytes they cannot read
-        raise UMXError(f"{label}: not a readable PyTorch state dict ({type(exc).__name__}: {exc})") from None
+        raise UMXError(f"{label}: not a readable PyTorch {kind} ({type(exc).__name__}: {exc})") from None
+
+
+def load(path):
+    """`{name: numpy array}` of a `.pth` state dict (zip or legacy format), without PyTorch.
+
+    Raises:
+        UMXError naming the file and what is wrong (`read`'s, with only ordered dicts, tensors and
+        storages allowed).
+    """
+    return read(path)

@@ -1,14 +1,16 @@
-"""Model names: the shipped demo models and the published open-unmix weights.
+"""Model names: the shipped demo models and the published open-unmix and demucs weights.
 
 `resolve(name)` gives a local directory a `Separator` loads from: a shipped model inside the
 package, or a published model downloaded once from its official release files, checked
 against the digest pinned below, converted to a `Separator` directory and cached under
 `UMX_CACHE` (default `$XDG_CACHE_HOME/umx-tf`, else `~/.cache/umx-tf`).
 
-The published files are the open-unmix releases on Zenodo. Their names carry the first eight
-hex digits of each file's sha256 (torch.hub's convention, which open-unmix's own loader
-checks); those prefixes are what is pinned here. `UMX_MODEL_MIRROR` replaces
-`https://zenodo.org/` in every URL, for workers without internet access or a private copy.
+The published files are the open-unmix releases on Zenodo and demucs's Hybrid Transformer
+checkpoints on dl.fbaipublicfiles.com (research-only weights). Their names carry the first eight
+hex digits of each file's sha256 (torch.hub's convention, which open-unmix's and demucs's own
+loaders check); those prefixes are what is pinned here. `UMX_MODEL_MIRROR` replaces
+`https://zenodo.org/` and `https://dl.fbaipublicfiles.com/` in every URL, for workers without
+internet access or a private copy.
 """
 
 import dataclasses
@@ -78,6 +80,44 @@ PUBLISHED = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class PublishedDemucs:
+    """A demucs model published as `.th` checkpoints (a bag of them: each stem the weighted mean of
+    the models' estimates of it), converted into one `HTDemucs` or `ModelBag`."""
+
+    description: str
+    licence: str
+    targets: list
+    files: list  # [(url, sha256 or its leading hex digits)], one per model of the bag
+    weights: list = None  # (models, targets): each model's weight per target (None: all 1)
+    sample_rate: float = 44100.0
+    commercial_use: bool = False
+
+
+def _demucs(names):
+    return [(f"{DEMUCS}{name}", name.rsplit(".", 1)[0][-8:]) for name in names]
+
+
+DEMUCS_HOST = "https://dl.fbaipublicfiles.com/"
+DEMUCS = f"{DEMUCS_HOST}demucs/hybrid_transformer/"
+DEMUCS_SOURCES = ["drums", "bass", "other", "vocals"]
+RESEARCH_ONLY = ("research only: demucs's author provides these weights 'only for scientific purposes', outside "
+                 "its code's MIT licence (facebookresearch/demucs#327)")
+PUBLISHED_DEMUCS = {
+    "htdemucs": PublishedDemucs(
+        "Hybrid Transformer Demucs (demucs 4): 4 stems, MUSDB18-HQ and 800 extra songs, 9.0 dB SDR published",
+        RESEARCH_ONLY, DEMUCS_SOURCES, _demucs(["955717e8-8726e21a.th"])),
+    "htdemucs_ft": PublishedDemucs(
+        "htdemucs fine-tuned per stem: a bag of 4 models (4x the time), each weighted on its own stem",
+        RESEARCH_ONLY, DEMUCS_SOURCES,
+        _demucs(["f7e0c4bc-ba3fe64a.th", "d12395a8-e57c48e6.th", "92cfc3b6-ef3bcb9c.th", "04573f0d-f3cf25b2.th"]),
+        weights=[[1.0 if i == j else 0.0 for j in range(4)] for i in range(4)]),
+    "htdemucs_6s": PublishedDemucs(
+        "htdemucs with guitar and piano: 6 stems (piano bleeds, its author says)",
+        RESEARCH_ONLY, DEMUCS_SOURCES + ["guitar", "piano"], _demucs(["5c90dfd2-34c22ccb.th"])),
+}
+
+
 def shipped():
     """`{name: directory}` of the models shipped inside the package."""
     if not os.path.isdir(MODELS_DIR):
@@ -96,7 +136,12 @@ def cache_dir():
 
 def names():
     """Every model name `resolve` knows."""
-    return list(shipped()) + list(PUBLISHED)
+    return list(shipped()) + list(PUBLISHED) + list(PUBLISHED_DEMUCS)
+
+
+def published(name):
+    """The `PublishedModel` or `PublishedDemucs` called `name`, or None."""
+    return PUBLISHED.get(name) or PUBLISHED_DEMUCS.get(name)
 
 
 def describe():
@@ -113,7 +158,7 @@ def describe():
                 f"{t} {v['SDR']:.1f} dB" for t, v in median.items() if v["SDR"] is not None)
         rows.append((name, config["targets"], int(config["sample_rate"]), DEMO_LICENCE,
                      f"shipped demo model, embedded{scores}"))
-    for name, model in PUBLISHED.items():
+    for name, model in {**PUBLISHED, **PUBLISHED_DEMUCS}.items():
         rows.append((name, model.targets, int(model.sample_rate), model.licence,
                      f"{model.description}; downloaded on first use"))
     return rows
@@ -121,8 +166,9 @@ def describe():
 
 def _url(url):
     mirror = os.environ.get("UMX_MODEL_MIRROR")
-    if mirror and url.startswith(ZENODO):
-        return mirror.rstrip("/") + "/" + url[len(ZENODO):]
+    for origin in (ZENODO, DEMUCS_HOST):
+        if mirror and url.startswith(origin):
+            return mirror.rstrip("/") + "/" + url[len(origin):]
     return url
 
 
@@ -166,25 +212,29 @@ def resolve(name, convert):
     Args:
         name: a shipped or published model's name.
         convert: `convert(paths, model, folder, metadata)`, called once per published model: save
-            the separator of the downloaded `{target: .pth path}` of `PublishedModel` `model` into
-            `folder` with `metadata` (the registry keeps files; its caller builds separators).
+            the separator of the downloaded files `paths` of `model` (a `PublishedModel`'s
+            `{target: .pth path}`, a `PublishedDemucs`'s list of `.th` paths) into `folder` with
+            `metadata` (the registry keeps files; its caller builds separators).
     """
     if name in shipped():
         return shipped()[name]
-    if name not in PUBLISHED:
+    model = published(name)
+    if model is None:
         return None
-    model = PUBLISHED[name]
-    key = hashlib.sha256(json.dumps(sorted((t, d) for t, (_, d) in model.files.items())).encode()).hexdigest()[:8]
+    files = model.files if isinstance(model, PublishedModel) else dict(enumerate(model.files))
+    key = hashlib.sha256(json.dumps(sorted((str(t), d) for t, (_, d) in files.items())).encode()).hexdigest()[:8]
     converted = os.path.join(cache_dir(), "models", f"{name}-{key}")
     if os.path.exists(os.path.join(converted, CONFIG_NAME)):
         return converted
     downloads = os.path.join(cache_dir(), "downloads", name)
-    paths = {t: download(url, digest, downloads, f"{name}/{t}") for t, (url, digest) in model.files.items()}
+    paths = {t: download(url, digest, downloads, f"{name}/{t}") for t, (url, digest) in files.items()}
+    if not isinstance(model, PublishedModel):
+        paths = [paths[k] for k in range(len(model.files))]
     os.makedirs(os.path.dirname(converted), exist_ok=True)
     tmp = tempfile.mkdtemp(dir=os.path.dirname(converted), prefix=f".{name}-")  # same filesystem: atomic rename
     try:
         convert(paths, model, tmp, {"model_name": name, "licence": model.licence,
-                                    "source_files": {t: url for t, (url, _) in model.files.items()}})
+                                    "source_files": {str(t): url for t, (url, _) in files.items()}})
         os.replace(tmp, converted)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -3,10 +3,11 @@
 A weights file is untrusted input, and a pickle is a program: `GLOBAL` + `REDUCE` calls any function,
 `BUILD` writes attributes. This reader knows plain data (numbers, strings, tuples, lists,
 dicts), names a global only as an immutable `Global(module, name)` marker, and calls only what the
-caller allows by name, on arguments it checks itself. `BUILD` is accepted only on a dict this load
-made (its state is dropped: an `OrderedDict`'s `_metadata`), so nothing outside the load can be
-changed. The work is bounded: every value made counts against a budget in proportion to the
-pickle's size, and dict keys must be scalars, so no hostile nesting reaches a recursive hash.
+caller allows by name, on arguments it checks itself. `BUILD` is accepted only on what this load
+made: a dict (its state is dropped: an `OrderedDict`'s `_metadata`) or a `Buildable` an allowed call
+returned (its `build` checks the state), so nothing outside the load can be changed. The work is
+bounded: every value made counts against a budget in proportion to the pickle's size, and dict keys
+must be scalars, so no hostile nesting reaches a recursive hash.
 """
 
 import io
@@ -35,6 +36,15 @@ class PickleRefused(Exception):
     """What is wrong with a pickle, for the caller to name its file."""
 
 
+class Buildable:
+    """Base of a value an allowed call makes that the pickle may then complete with `BUILD` (numpy's
+    dtypes are pickled so: made by a call, then given their byte order)."""
+
+    def build(self, state):
+        """Takes the state `BUILD` gives, or raises `PickleRefused`; `state` is untrusted."""
+        raise PickleRefused(f"its pickle sets the state of a {type(self).__name__} (refused)")
+
+
 # the opcodes `torch.save` writes (protocol 2), no more: what PyTorch's own weights-only reader accepts
 _VALUES = {"BININT", "BININT1", "BININT2", "LONG1", "BINFLOAT", "BINUNICODE"}
 _PUTS = {"BINPUT", "LONG_BINPUT"}
@@ -44,11 +54,11 @@ _GETS = {"BINGET", "LONG_BINGET"}
 class _Machine:
     """One load's stack, marks and memo; every container on them was made by this load."""
 
-    def __init__(self, size, allowed, calls, persistent):
-        self.allowed, self.calls, self.persistent = allowed, calls, persistent
+    def __init__(self, size, allowed, calls, persistent, refusal):
+        self.allowed, self.calls, self.persistent, self.refusal = allowed, calls, persistent, refusal
         self.stack, self.marks, self.memo = [], [], {}
         self.budget = MEMORY_ALLOWANCE + MEMORY_PER_BYTE * size
-        self.made_dicts = set()  # ids of the dicts this load made (kept alive by `self.kept`)
+        self.made = set()  # ids of the dicts and `Buildable`s this load made (kept alive by `self.kept`)
         self.kept = []
 
     def spend(self, nbytes):
@@ -78,9 +88,9 @@ class _Machine:
         return self.stack[-1]
 
     def new_dict(self):
-        self.spend(ENTRY + SLOT)  # its entry in `made_dicts` and in `kept`
+        self.spend(ENTRY + SLOT)  # its entry in `made` and in `kept`
         d = {}
-        self.made_dicts.add(id(d))
+        self.made.add(id(d))
         self.kept.append(d)
         return d
 
@@ -96,27 +106,27 @@ class _Machine:
     def reduce(self, func, args):
         if not isinstance(func, Global) or func not in self.calls:
             name = f"{func.module}.{func.name}" if isinstance(func, Global) else type(func).__name__
-            raise PickleRefused(f"not a plain state dict: its pickle calls {name} (refused: only ordered dicts, "
-                                f"tensors and storages are read)")
+            raise PickleRefused(self.refusal.format(f"its pickle calls {name}"))
         if not isinstance(args, tuple):
             raise PickleRefused("its pickle is malformed (a call without an argument tuple)")
         value = self.calls[func](*args)
-        if isinstance(value, dict):
-            self.made_dicts.add(id(value))
+        if isinstance(value, (dict, Buildable)):
+            self.made.add(id(value))
             self.kept.append(value)
         return value
 
     def build(self, state):
         target = self.stack[-1] if self.frame() else None
-        if not (isinstance(target, dict) and id(target) in self.made_dicts and isinstance(state, (dict, type(None)))):
+        if isinstance(target, Buildable) and id(target) in self.made:
+            target.build(state)
+        elif not (isinstance(target, dict) and id(target) in self.made and isinstance(state, (dict, type(None)))):
             raise PickleRefused("its pickle sets the state of an object it did not make (refused)")
 
     def glob(self, module, name):
         if not (isinstance(module, str) and isinstance(name, str)):
             raise PickleRefused("its pickle is malformed (a global named by something else than text)")
         if (module, name) not in self.allowed:
-            raise PickleRefused(f"not a plain state dict: its pickle asks for {module}.{name} (refused: only "
-                                f"ordered dicts, tensors and storages are read)")
+            raise PickleRefused(self.refusal.format(f"its pickle asks for {module}.{name}"))
         return Global(module, name)
 
     def step(self, name, arg):  # noqa: C901 - one branch per opcode reads best as one table
@@ -188,7 +198,10 @@ class _Machine:
         return self.stack.pop()
 
 
-def load(stream, allowed=(), calls=None, persistent=None, size=None):
+STATE_DICT_REFUSAL = "not a plain state dict: {} (refused: only ordered dicts, tensors and storages are read)"
+
+
+def load(stream, allowed=(), calls=None, persistent=None, size=None, refusal=STATE_DICT_REFUSAL):
     """One pickle read from `stream` (left just after its STOP), running nothing.
 
     Args:
@@ -198,6 +211,7 @@ def load(stream, allowed=(), calls=None, persistent=None, size=None):
         persistent: function of a persistent id, or None to refuse persistent ids.
         size: bytes the pickle may span (the budget of values scales with it); default: the rest
             of the stream.
+        refusal: the message for a global that is not allowed, `{}` standing for what the pickle asked.
     Returns:
         the unpickled value: scalars, tuples, lists, dicts, `Global`s and what `calls` return.
     Raises:
@@ -212,7 +226,7 @@ def load(stream, allowed=(), calls=None, persistent=None, size=None):
         raise PickleRefused("its pickle refers to data outside itself (a persistent id) where none is expected")
 
     machine = _Machine(size, set(allowed) | {(g.module, g.name) for g in (calls or {})}, dict(calls or {}),
-                       persistent or refuse_persistent)
+                       persistent or refuse_persistent, refusal)
     try:
         for opcode, arg, _pos in pickletools.genops(stream):
             if opcode.name == "STOP":

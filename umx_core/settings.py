@@ -111,6 +111,12 @@ SETTINGS = {s.name: s for s in [
                 commands={"umx": {"nargs": "?", "const": "residual", "metavar": "NAME", "type": str,
                                   "help_suffix": " (named NAME, default 'residual')"}, "job": {}}),
     _separation("wiener_win_len", "STFT frames per independent EM window", 300, int, check=Whole(1, optional=True)),
+    # waveform models' (HTDemucs): how demucs's apply_model splits and shifts a track
+    _separation("overlap", "waveform models (htdemucs): the part of each segment shared with the next", 0.25, float,
+                check=Number(0.0, 0.95)),
+    _separation("shifts", "waveform models (htdemucs): runs of the track, each delayed by up to half a second of "
+                          "silence (the same delays on every run of a track), averaged; 0: one undelayed run",
+                1, int, check=Whole(0)),
     _separation("aggregate", 'JSON {"stem": ["source", ...]} of the stems to write, e.g. '
                              '\'{"vocals": ["vocals"], "accompaniment": ["drums", "bass", "other"]}\'',
                 check=parse_aggregate, separator=False),

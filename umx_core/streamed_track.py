@@ -161,6 +161,8 @@ class StreamedTrack:
         """Release the reader; remove unfinished stems."""
         if self.writers is not None:
             self.writers.abort()
+        if self.metering is not None:
+            self.metering.close()
         self.reader.close()
 
 

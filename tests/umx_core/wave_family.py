@@ -1,7 +1,7 @@
 """A tiny waveform model family, in the tests only: what a new family writes to plug in.
 
 Its model takes fixed segments of samples and gives one learned filter of the mixture per
-source; its geometry is demucs's split (`chunking.SegmentGeometry`: overlap, triangle weights);
+source; its geometry is demucs's split (`segmenting.SegmentGeometry`: overlap, triangle weights);
 its one setting is `overlap`; it runs on the XLA runtime (`umx_core.runtime.runner`). Nothing outside this file names it: a process finds it through
 `UMX_FAMILIES=tests.umx_core.wave_family` (the registry line a family outside the package uses).
 """
@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from umx_core import chunking
+from umx_core import segmenting
 from umx_core.errors import UMXError
 from umx_core.families import Built, Family
 
@@ -92,7 +92,7 @@ class WaveFamily(Family):
         if missing:
             raise UMXError(f"the model has no target(s) {missing}")
         return Built(model, targets, targets, model.sample_rate, model.nb_channels,
-                     chunking.SegmentGeometry(model.segment, overlap), {"overlap": overlap})
+                     segmenting.SegmentGeometry(model.segment, overlap), {"overlap": overlap})
 
     def network(self, built):
         return WaveNetwork(built.model)

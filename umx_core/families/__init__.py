@@ -20,6 +20,7 @@ from umx_core.errors import UMXError
 # family name -> the module whose `FAMILY` it is
 FAMILIES = {
     "umx": "umx_core.families.umx",
+    "htdemucs": "umx_core.families.htdemucs",
 }
 PLUGINS = "UMX_FAMILIES"
 _loaded = {}
