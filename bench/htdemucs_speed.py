@@ -6,6 +6,11 @@ the same `--seconds` of stereo, each side on `THREADS` threads, separating the s
 its real-time factor, its speed against demucs, and its stems' SNR against demucs's.
 
     .venv/bin/python bench/htdemucs_speed.py [--seconds 30] [--repeats 2] [--runtimes xla]
+
+`--openvino` instead times the network alone (encoders, transformer, decoders: what another runtime
+could run, STFT and inverse STFT left out) on one segment, XLA against OpenVINO converted from the
+same TensorFlow function, float32 and bfloat16, with each output's largest difference from XLA's
+relative to its largest value.
 """
 
 import argparse
@@ -32,11 +37,39 @@ def reference_model(seed=0):
     return model
 
 
+def openvino_core(model, repeats):
+    """The network alone on one segment: XLA float32 against OpenVINO float32 and bfloat16."""
+    import numpy as np
+    import openvino as ov
+    import tensorflow as tf
+
+    audio = (np.random.default_rng(0).standard_normal((1, 2, model.training_length)) * 0.1).astype(np.float32)
+    x, xt, _ = model.prepare(tf.constant(audio))
+    spec = [tf.TensorSpec(x.shape, tf.float32), tf.TensorSpec(xt.shape, tf.float32)]
+    xla = tf.function(model.network, input_signature=spec, jit_compile=True)
+    converted = ov.convert_model(tf.function(model.network, input_signature=spec).get_concrete_function())
+    core = ov.Core()
+    sides = {"XLA float32": lambda: [t.numpy() for t in xla(x, xt)]}
+    for hint in ("f32", "bf16"):
+        compiled = core.compile_model(converted, "CPU", {"INFERENCE_PRECISION_HINT": hint,
+                                                         "INFERENCE_NUM_THREADS": THREADS})
+        sides[f"OpenVINO {hint}"] = lambda c=compiled: list(c([x.numpy(), xt.numpy()]).values())
+    outputs, best = take_turns(sides, repeats)
+    print(f"the network alone, one {model.training_length}-sample segment, {THREADS} threads, best of {repeats}")
+    print("| side | seconds | vs XLA | difference from XLA (spectral, temporal branch) |")
+    print("| --- | --- | --- | --- |")
+    for name, seconds in best.items():
+        errors = [np.abs(o - r).max() / np.abs(r).max() for o, r in zip(outputs[name], outputs["XLA float32"])]
+        print(f"| {name} | {seconds:.2f} | {best['XLA float32'] / seconds:.2f} | "
+              f"{', '.join(f'{e:.1e}' for e in errors)} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--runtimes", nargs="+", default=["xla"], help="ours: xla, openvino, openvino-bfloat16")
+    parser.add_argument("--runtimes", nargs="+", default=["xla"], help="ours: xla, or xla-bfloat16")
+    parser.add_argument("--openvino", action="store_true", help="time the network alone on OpenVINO (see above)")
     args = parser.parse_args()
     limit_threads()
     import numpy as np
@@ -50,6 +83,8 @@ def main():
     reference = reference_model()
     model = HTDemucs(SOURCES, **HTDEMUCS)
     assign_htdemucs_weights(model, {k: v.numpy() for k, v in reference.state_dict().items()})
+    if args.openvino:
+        return openvino_core(model, args.repeats)
     audio = (np.random.default_rng(0).standard_normal((1, 2, int(args.seconds * RATE))) * 0.1).astype(np.float32)
     torch_audio = torch.from_numpy(audio)
 

@@ -8,6 +8,7 @@ on `--openunmix-minutes` of audio held in memory (as its `umx` command does), wi
 model size and thread count (bench/memory.py's child).
 
     .venv/bin/python bench/long_file.py [--minutes 60] [--openunmix-minutes 12] [--batch-frames N]
+        [--family umx|htdemucs] [--precision float32|bfloat16]
 """
 
 import argparse
@@ -38,20 +39,28 @@ def write_track(path, minutes, block_seconds=60):
             f.write((rng.standard_normal((n, 2)) * 0.05 + tone[:, None]).astype(np.float32))
 
 
-def write_model(path):
+def write_model(path, family="umx"):
+    """A separator directory of random weights: umxhq's size, or `htdemucs`'s shape."""
     from umx_core import BLSTMSpectralFilterLayer, Separator
 
+    if family == "htdemucs":
+        from htdemucs_speed import HTDEMUCS, SOURCES
+
+        from umx_core.nn.htdemucs import HTDemucs
+
+        Separator(HTDemucs(SOURCES, **HTDEMUCS)).save(path)
+        return
     filters = {t: BLSTMSpectralFilterLayer(hidden_size=512, max_bin=1487, name=t) for t in TARGETS}
     Separator(filters, niter=1).save(path)
 
 
-def run_umx(track, model, outdir, batch_frames=None):
-    """(peak RSS GB, wall seconds) of `umx track --model model` in a child process."""
+def run_umx(track, model, outdir, batch_frames=None, extra=()):
+    """(peak RSS GB, wall seconds) of `umx track --model model [extra]` in a child process."""
     env = {**os.environ, "PYTHONPATH": REPO, "TF_NUM_INTRAOP_THREADS": str(THREADS),
            "TF_NUM_INTEROP_THREADS": str(THREADS), "CUDA_VISIBLE_DEVICES": ""}
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "umx_core", track, "--model", model, "--outdir", outdir,
-                             "--niter", "1", *(["--batch-frames", str(batch_frames)] if batch_frames else [])], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                             "--niter", "1", *(["--batch-frames", str(batch_frames)] if batch_frames else []), *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     out = proc.stdout.read().decode().strip()
     _, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
@@ -64,14 +73,19 @@ def main():
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--openunmix-minutes", type=float, default=12.0, help="0 skips open-unmix")
     parser.add_argument("--batch-frames", type=int, help="umx --batch-frames (default: umx's own default)")
+    parser.add_argument("--family", choices=("umx", "htdemucs"), default="umx",
+                        help="umxhq's size, or htdemucs's shape (random weights)")
+    parser.add_argument("--precision", default="float32", help="umx --precision")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="umx-long-") as tmp:
-        track, model = os.path.join(tmp, "long.wav"), os.path.join(tmp, "umxhq-size")
+        track, model = os.path.join(tmp, "long.wav"), os.path.join(tmp, f"{args.family}-size")
         write_track(track, args.minutes)
-        write_model(model)
-        rss, seconds, line = run_umx(track, model, os.path.join(tmp, "out"), args.batch_frames)
+        write_model(model, args.family)
+        rss, seconds, line = run_umx(track, model, os.path.join(tmp, "out"), args.batch_frames,
+                                     ["--precision", args.precision])
         stems = sorted(os.listdir(os.path.join(tmp, "out", "long")))
-    print(f"umx (streamed), {args.minutes:.0f} min stereo, umxhq size, niter 1, batch_frames {args.batch_frames or 'default'}, {THREADS} threads: "
+    size = "umxhq size, niter 1" if args.family == "umx" else "htdemucs shape, shifts 1"
+    print(f"umx (streamed), {args.minutes:.0f} min stereo, {size}, {args.precision}, batch_frames {args.batch_frames or 'default'}, {THREADS} threads: "
           f"peak RSS {rss:.2f} GB, {args.minutes * 60 / seconds:.1f}x real time including start-up "
           f"({seconds:.0f} s), stems {stems}")
     print(f"  {line}")

@@ -5,7 +5,9 @@ For each song of a split, the model's vocals stem is measured as the catalog job
 sound: the true vocals stem measured against the true mixture with fixed settings (`TRUTH`: within
 20 dB of the mixture, above -60 LUFS, stretches of at least 1 s), whatever the settings under test.
 The figures: frame-level (100 ms) F1 of the vocal segments, pooled over the songs, and the
-accuracy of the `instrumental` flag. `--without-vocals` also scores every song again as an
+accuracy of the `instrumental` flag (true when no vocal segment is found). A second criterion,
+instrumental when the vocals stem's audible share is under a threshold, is scored with
+`--share-below`; `--choose` finds its threshold on a split (the validation songs). `--without-vocals` also scores every song again as an
 instrumental (its mixture without the vocals stem: the same arrangement, no vocal part), whose
 truth is "instrumental" and no segments.
 
@@ -44,21 +46,49 @@ def measure(stems, mixture, rate, options):
     return describe({k: v for k, v in meters.items() if k is not None}, meters[None], **options)
 
 
-def score(pairs):
-    """Frame F1 (pooled), flag accuracy and counts from `[(truth describe, estimate describe, frames)]`."""
+def vocal_share(estimate):
+    """The estimated vocals stem's audible share of the song (the second instrumental criterion's measure)."""
+    return estimate["stems"]["vocals"]["audible_share"]
+
+
+def score(pairs, share_below=None):
+    """Frame F1 (pooled), flag accuracy and counts from `[(truth describe, estimate describe, frames)]`;
+    with `share_below`, also the accuracy of the second criterion: instrumental when the vocals
+    stem's audible share is under it."""
     tp = fp = fn = 0
-    right = 0
+    right = by_share = 0
     for truth, estimate, count in pairs:
         t, e = frames(truth["vocal_segments"], count), frames(estimate["vocal_segments"], count)
         tp, fp, fn = tp + int(np.sum(t & e)), fp + int(np.sum(~t & e)), fn + int(np.sum(t & ~e))
         right += truth["instrumental"] == estimate["instrumental"]
+        if share_below is not None:
+            by_share += truth["instrumental"] == (vocal_share(estimate) < share_below)
     f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
-    return {"frame_f1": round(f1, 4), "instrumental_accuracy": round(right / max(len(pairs), 1), 4),
-            "songs": len(pairs), "instrumental_songs": sum(p[0]["instrumental"] for p in pairs)}
+    out = {"frame_f1": round(f1, 4), "instrumental_accuracy": round(right / max(len(pairs), 1), 4),
+           "songs": len(pairs), "instrumental_songs": sum(p[0]["instrumental"] for p in pairs)}
+    if share_below is not None:
+        out["instrumental_accuracy_by_share"] = round(by_share / max(len(pairs), 1), 4)
+    return out
 
 
-def evaluate(separator, root, split, options, without_vocals=False, max_tracks=None, log=print):
-    """`{"with_vocals": score, "without_vocals": score or None}` over the split's songs."""
+def choose_share(pairs):
+    """The audible-share threshold that best tells the songs with vocals from those without: the
+    midpoint between two neighbouring measured shares that maximises the mean of the two accuracies."""
+    shares = sorted({vocal_share(e) for _, e, _ in pairs})
+    best, best_score = None, -1.0
+    for low, high in zip(shares, shares[1:]):
+        threshold = (low + high) / 2
+        accuracy = [np.mean([t["instrumental"] == (vocal_share(e) < threshold) for t, e, _ in pairs
+                             if t["instrumental"] == kind] or [1.0]) for kind in (False, True)]
+        if np.mean(accuracy) > best_score:
+            best, best_score = round(threshold, 4), float(np.mean(accuracy))
+    return best
+
+
+def evaluate(separator, root, split, options, without_vocals=False, max_tracks=None, log=print, share_below=None,
+             choose=False):
+    """`{"with_vocals": score, "without_vocals": score or None}` over the split's songs (`share_below`:
+    see `score`); with `choose`, also `"share_threshold"`: `choose_share` over every song scored."""
     from training.evaluate import load_track, split_tracks
 
     if "vocals" not in separator.targets:
@@ -81,7 +111,10 @@ def evaluate(separator, root, split, options, without_vocals=False, max_tracks=N
             pair = (measure(truth, mix, rate, TRUTH), measure(estimated, mix, rate, options), count)
             scored[variant].append(pair)
             log(f"{name} {variant}: truth {pair[0]['vocal_segments']} estimate {pair[1]['vocal_segments']}")
-    return {variant: score(pairs) if pairs else None for variant, pairs in scored.items()}
+    out = {variant: score(pairs, share_below) if pairs else None for variant, pairs in scored.items()}
+    if choose:
+        out["share_threshold"] = choose_share(scored["with_vocals"] + scored["without_vocals"])
+    return out
 
 
 def main(argv=None):
@@ -93,6 +126,10 @@ def main(argv=None):
     parser.add_argument("--without-vocals", action="store_true", help="also score each song without its vocals")
     parser.add_argument("--max-tracks", type=int, help="the first N songs only")
     parser.add_argument("--out", help="write the figures as JSON to this file")
+    parser.add_argument("--share-below", type=float, help="also score the second instrumental criterion: "
+                        "instrumental when the vocals stem's audible share is under this")
+    parser.add_argument("--choose", action="store_true", help="also give the audible-share threshold that best "
+                        "tells this split's songs with vocals from those without (choose it on the validation split)")
     for name in ("audible_db", "audible_floor", "vocal_min_seconds"):
         setting = SETTINGS[name]
         parser.add_argument(setting.flag("umx"), type=float, default=setting.default, help=setting.help_text("umx"))
@@ -106,7 +143,8 @@ def main(argv=None):
                "vocal_min_seconds": args.vocal_min_seconds}
     try:
         figures = evaluate(load_separator(args.model), args.root, args.split, options, args.without_vocals,
-                           args.max_tracks, log=lambda line: None)
+                           args.max_tracks, log=lambda line: None, share_below=args.share_below,
+                           choose=args.choose)
     except UMXError as exc:
         print(f"vocal_activity: error: {exc}", file=sys.stderr)
         return 2

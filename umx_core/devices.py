@@ -11,3 +11,10 @@ def accelerator_memory():
 
     limits = [d.memory_limit for d in device_lib.list_local_devices() if d.device_type == "GPU"]
     return int(limits[0]) if limits else None
+
+
+def has_gpu():
+    """Whether TensorFlow sees a GPU."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))

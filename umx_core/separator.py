@@ -62,7 +62,8 @@ class Separator:
         self.family = family
         self._built = family.build(target_models, family.foreign(options), targets)
         self.model = self._built.model
-        jit_compile = bool(jit_compile) and self._built.fixed_shapes  # else every track length is a new shape
+        # fixed shapes: else every track length is a new shape; the family says where XLA pays
+        jit_compile = bool(jit_compile) and self._built.fixed_shapes and family.compiles(precision)
         runner = runtimes.runner(family.network(self._built), runtime, precision, jit_compile)
         program = family.program(self._built, runner, batch_frames, jit_compile)
         self.engine = ChunkEngine(self._built.geometry, program)

@@ -211,3 +211,14 @@ def test_a_checkpoint_other_than_htdemucs_is_named(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(UMXError, match="x.th"):
         load_separator(str(path))
+
+
+def test_bfloat16_runs_in_graph_mode_on_a_cpu(four):
+    """XLA's CPU code has no bfloat16 products: the family runs bfloat16 in graph mode (oneDNN), float32 in XLA."""
+    mix = song(20000, 8)
+    exact = load_separator(four[1], shifts=0)
+    assert exact.jit_compile is True
+    fast = load_separator(four[1], shifts=0, precision="bfloat16")
+    assert fast.jit_compile is False and fast.precision == "bfloat16"
+    ours, reference = fast(mix[None])[0], exact(mix[None])[0]
+    assert ours.dtype == np.float32 and 15 < min(snr(reference[k], ours[k]) for k in range(4)) < 80

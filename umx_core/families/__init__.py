@@ -85,6 +85,10 @@ class Family:
         """The batch program of `built` around its network's `runner` (see the class docstring)."""
         raise NotImplementedError
 
+    def compiles(self, precision):
+        """Whether compiling the batch program with XLA pays at `precision` (else graph mode)."""
+        return True
+
     def merge(self, saved, overrides):
         """A saved separator's settings (`separator.json`) with a caller's `overrides`."""
         return {**saved, **overrides}

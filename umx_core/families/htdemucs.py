@@ -10,7 +10,7 @@ pads any shorter input to it, so a shorter one would cost as much and change the
 import numpy as np
 import tensorflow as tf
 
-from umx_core import settings
+from umx_core import devices, settings
 from umx_core.errors import UMXError
 from umx_core.families import Built, Family
 from umx_core.nn.bag import ModelBag
@@ -113,6 +113,11 @@ class HTDemucsFamily(Family):
         geometry = SegmentGeometry(model.training_length, values["overlap"], shifts=values["shifts"],
                                    max_shift=int(MAX_SHIFT_SECONDS * rate), seed=SHIFT_SEED)
         return Built(model, targets, sources, rate, int(model.config["audio_channels"]), geometry, values)
+
+    def compiles(self, precision):
+        """XLA, except bfloat16 on a CPU: TensorFlow's graph mode runs its products on the CPU's
+        bfloat16 units (oneDNN), XLA's CPU code does not."""
+        return precision == "float32" or devices.has_gpu()
 
     def network(self, built):
         """`built`'s models (`WaveNetwork`)."""

@@ -51,7 +51,9 @@ class HTDemucs(keras.Model):
             `samples` is at most the training length `int(segment * samplerate)`; a shorter input is
             zero-padded to it and the output cut back, as demucs does.
     Returns:
-        float32 `(batch, sources, audio_channels, samples)`.
+        float32 `(batch, sources, audio_channels, samples)`, under any dtype policy: with Keras's
+        mixed_bfloat16 the wide convolutions and matmuls compute in bfloat16, the STFTs, norms and
+        residual sums in float32 (`umx_core.nn.htdemucs_ops`).
     """
 
     def __init__(self, sources, name="htdemucs", **kwargs):
@@ -93,6 +95,11 @@ class HTDemucs(keras.Model):
                           "use_gelu": config["t_gelu"]},
         ) if config["t_layers"] > 0 else None
         self.built = True  # every layer made its weights above: a restored model can load them
+
+    @property
+    def input_dtype(self):
+        """float32 under any policy: the STFT and the standardisation need the audio unrounded."""
+        return "float32"
 
     def _fit_length(self, mix):
         """`mix` zero-padded on the right to the training length (demucs's `use_train_segment`)."""

@@ -8,9 +8,7 @@ runs on (bins for the frequency branch, axis 1 for the time branch); the DConv b
 axis 1, row by row, as demucs's does on its `(batch * bins, channels, frames)` reshape.
 """
 
-import keras
-
-from umx_core.nn.htdemucs_ops import GroupNorm, LayerScale, apply_optional, gelu, glu
+from umx_core.nn.htdemucs_ops import Float32Layer, GroupNorm, LayerScale, apply_optional, gelu, glu, heavy
 from umx_core.nn.htdemucs_spec import dims, pad_axis
 
 
@@ -20,13 +18,11 @@ def kernel_along(freq, size):
 
 
 def conv(channels_in, channels_out, kernel, strides=1, dilation=1, padding="valid"):
-    """A built Conv2D: every weight exists before a call, so weights can be assigned first."""
-    layer = keras.layers.Conv2D(channels_out, kernel, strides=strides, dilation_rate=dilation, padding=padding)
-    layer.build((None, None, None, channels_in))
-    return layer
+    """A built Conv2D with a float32 output (`umx_core.nn.htdemucs_ops.heavy`)."""
+    return heavy("conv", channels_in, channels_out, kernel, strides=strides, dilation_rate=dilation, padding=padding)
 
 
-class DConv(keras.layers.Layer):
+class DConv(Float32Layer):
     """demucs's DConv residual branch: `depth` residual layers of dilated convolutions on axis 1.
 
     Each layer: conv (kernel 3, dilation 2**d) to `channels / compress`, GroupNorm(1) per row, GELU,
@@ -66,7 +62,7 @@ def _norm_or_none(enabled, channels, groups):
     return GroupNorm(channels, groups, axes=(1, 2)) if enabled else None
 
 
-class HEncLayer(keras.layers.Layer):
+class HEncLayer(Float32Layer):
     """demucs's encoder layer: strided conv, (GroupNorm), GELU, (DConv), (rewrite conv, GroupNorm, GLU).
 
     Args:
@@ -113,7 +109,7 @@ class HEncLayer(keras.layers.Layer):
         return glu(apply_optional(self.norm2, self.rewrite(y)))
 
 
-class HDecLayer(keras.layers.Layer):
+class HDecLayer(Float32Layer):
     """demucs's decoder layer: add the skip, (rewrite conv, GroupNorm, GLU), (DConv), transposed
     conv, (GroupNorm), crop, GELU unless it is the last layer.
 
@@ -143,9 +139,8 @@ class HDecLayer(keras.layers.Layer):
             if rewrite else None
         self.norm1 = _norm_or_none(norm and rewrite, 2 * channels_in, norm_groups)
         self.dconv = DConv(channels_in, dconv_compress, dconv_depth) if dconv else None
-        self.conv_tr = keras.layers.Conv2DTranspose(channels_out, kernel_along(freq, kernel_size),
-                                                    strides=kernel_along(freq, stride))
-        self.conv_tr.build((None, None, None, channels_in))
+        self.conv_tr = heavy("conv_transpose", channels_in, channels_out, kernel_along(freq, kernel_size),
+                             strides=kernel_along(freq, stride))
         self.norm2 = _norm_or_none(norm, channels_out, norm_groups)
         self.built = True  # every weight exists now: nothing waits for a first call
 
@@ -164,7 +159,7 @@ class HDecLayer(keras.layers.Layer):
         return z if self.last else gelu(z)
 
 
-class FrequencyEmbedding(keras.layers.Layer):
+class FrequencyEmbedding(Float32Layer):
     """demucs's frequency embedding after the first frequency encoder: a learnt vector per bin,
     times `weight`, added to every frame. The stored table is demucs's `ScaledEmbedding.weight`
     (its parameter times its `scale`).

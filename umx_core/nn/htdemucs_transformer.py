@@ -10,7 +10,7 @@ import math
 import keras
 import tensorflow as tf
 
-from umx_core.nn.htdemucs_ops import GroupNorm, LayerScale, apply_optional, gelu
+from umx_core.nn.htdemucs_ops import Float32Layer, GroupNorm, LayerScale, apply_optional, float32, gelu, heavy
 from umx_core.nn.htdemucs_spec import dims
 
 
@@ -77,11 +77,12 @@ def sin_embedding_2d(dim, bins, frames, max_period=10000.0):
 
 class Attention(keras.layers.Layer):
     """Multi-head attention with torch.nn.MultiheadAttention's weights: one packed input projection
-    (queries, keys, values stacked) and an output projection.
+    (queries, keys, values stacked) and an output projection. Its matmuls and softmax compute in the
+    policy's dtype (oneDNN's bfloat16 softmax sums in float32).
 
     Call args:
-        query: float32 `(batch, queries, dim)`.
-        context: float32 `(batch, keys, dim)`, the keys and values' source.
+        query: `(batch, queries, dim)`.
+        context: `(batch, keys, dim)`, the keys and values' source.
     Returns:
         float32 `(batch, queries, dim)`.
     """
@@ -107,18 +108,25 @@ class Attention(keras.layers.Layer):
     def call(self, query, context):
         """Attend from `query` to `context` (see the class docstring)."""
         q, k, v = self._heads(query, 0), self._heads(context, 1), self._heads(context, 2)
-        scores = tf.matmul(q, k, transpose_b=True) * (self.dim // self.heads) ** -0.5
+        scale = (self.dim // self.heads) ** -0.5
+        # scaling the queries spares a pass over the scores `(batch, heads, queries, keys)`, the largest
+        # tensor; float32 does so only where that is exact (a power of two, as htdemucs's 64 channels a
+        # head give), so its results do not change
+        if q.dtype != tf.float32 or math.frexp(scale)[0] == 0.5:
+            scores = tf.matmul(q * scale, k, transpose_b=True)
+        else:
+            scores = tf.matmul(q, k, transpose_b=True) * scale
+        # oneDNN's bfloat16 softmax sums in float32 inside: a float32 softmax's weights, rounded once,
+        # without casting the scores there and back
         out = tf.matmul(tf.nn.softmax(scores, axis=-1), v)  # (batch, heads, queries, dim / heads)
         batch, _, tokens, _ = dims(out)
         out = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [batch, tokens, self.dim])  # tokens back ahead of heads
-        return tf.einsum("btc,cd->btd", out, self.out_kernel) + self.out_bias
+        return float32(tf.einsum("btc,cd->btd", out, self.out_kernel) + self.out_bias)
 
 
 def dense(units_in, units_out):
-    """A built Dense layer (weights exist before a call)."""
-    layer = keras.layers.Dense(units_out)
-    layer.build((None, None, units_in))
-    return layer
+    """A built Dense layer with a float32 output (`umx_core.nn.htdemucs_ops.heavy`)."""
+    return heavy("dense", units_in, units_out)
 
 
 def sequence_norm(dim, groups):
@@ -127,7 +135,7 @@ def sequence_norm(dim, groups):
     return GroupNorm(dim, int(groups), axes=(1,)) if groups else GroupNorm(dim)
 
 
-class TransformerLayer(keras.layers.Layer):
+class TransformerLayer(Float32Layer):
     """demucs's MyTransformerEncoderLayer (self-attention) or CrossTransformerEncoderLayer.
 
     Pre-norm (`norm_first`): attention of the normalised tokens (a cross layer normalises its
@@ -177,7 +185,7 @@ class TransformerLayer(keras.layers.Layer):
         return self.norms[1](x + apply_optional(self.gamma_2, self._feed_forward(x)))
 
 
-class CrossTransformerEncoder(keras.layers.Layer):
+class CrossTransformerEncoder(Float32Layer):
     """demucs's CrossTransformerEncoder: both branches' tokens, position-embedded, through layers that
     alternate self-attention in each branch with cross-attention between them.
 
