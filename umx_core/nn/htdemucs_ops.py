@@ -42,13 +42,10 @@ class Float32Layer(keras.layers.Layer):
         return super().add_weight(*args, autocast=autocast, **kwargs)
 
 
-# Where bfloat16 pays (graph mode, oneDNN on AMX, htdemucs timed on 2 threads): in a layer doing at
-# least BFLOAT16_MIN_WORK multiply-adds per output position (input x output channels x kernel taps).
-# The thinner ones, the DConv branches' (to and from channels / 8) and the outermost layers' (48
-# channels), ran at 0.5-1.7x their float32 speed with the casts around them; keeping them float32
-# costs ~1 % of the time and takes the error from 1.6 % to 1.1 %. oneDNN 3.7's AMX bfloat16
-# convolution (TensorFlow 2.21) also sums some inputs of 8 to 24 channels wrongly (16 under a (1, 8)
-# kernel at stride 4: 100 % off): below BFLOAT16_MIN_CHANNELS inputs a layer stays float32.
+# bfloat16 pays (graph mode, oneDNN on AMX) only in layers with enough multiply-adds per output
+# position (input x output channels x kernel taps): thinner ones lose to the casts around them and
+# add error, so they stay float32. oneDNN's AMX bfloat16 convolution also sums inputs of few
+# channels wrongly, so a layer with fewer than BFLOAT16_MIN_CHANNELS inputs stays float32 too.
 BFLOAT16_MIN_WORK = 2**15
 BFLOAT16_MIN_CHANNELS = 32
 
