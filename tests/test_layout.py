@@ -163,7 +163,7 @@ UMX_CORE_LAYERS = (
     ("chunking", "segmenting", "engine"),
     ("families",),
     ("separator", "saved"),
-    ("safe_pickle", "safe_zip", "safe_tensors", "pth", "convert", "demucs_files", "demucs_bag", "demucs_convert",
+    ("safe_pickle", "safe_zip", "safe_tensors", "torch_tensors", "pth", "convert", "demucs_files", "demucs_bag", "demucs_convert",
      "registry"),
     ("pretrained",),
     ("stream", "streamed_track"),

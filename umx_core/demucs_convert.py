@@ -27,13 +27,23 @@ def htdemucs_from_checkpoint(checkpoint):
     return model
 
 
+def _one_or_bag(models, weights, where):
+    """The one model (unweighted), or a `ModelBag` of `models` with `weights` (UMXError naming `where`)."""
+    from umx_core.nn.bag import ModelBag
+
+    if len(models) == 1 and weights is None:
+        return models[0]
+    try:
+        return ModelBag(models, weights, name="bag")
+    except UMXError as exc:
+        raise UMXError(f"{where}: {exc}") from None
+
+
 def model_from_files(paths, weights=None):
     """A `HTDemucs` of one checkpoint file, or a `ModelBag` of several with `weights` `(models, sources)`."""
     from umx_core.demucs_files import read_checkpoint
-    from umx_core.nn.bag import ModelBag
 
-    models = [htdemucs_from_checkpoint(read_checkpoint(path)) for path in paths]
-    return models[0] if len(models) == 1 and weights is None else ModelBag(models, weights, name="bag")
+    return _one_or_bag([htdemucs_from_checkpoint(read_checkpoint(path)) for path in paths], weights, paths[0])
 
 
 def is_demucs(local):
@@ -52,7 +62,6 @@ def model_from_demucs(local):
     """
     from umx_core.demucs_bag import read_bag
     from umx_core.demucs_files import read_checkpoint
-    from umx_core.nn.bag import ModelBag
 
     if os.path.isfile(local) and local.endswith(CHECKPOINT_SUFFIXES):
         return htdemucs_from_checkpoint(read_checkpoint(local))
@@ -61,9 +70,4 @@ def model_from_demucs(local):
     if bag.segment is not None and any(abs(float(bag.segment) * m.config["samplerate"] - m.training_length) >= 1
                                        for m in models):
         raise UMXError(f"{bag.path}: a bag segment ({bag.segment} s) other than its models' own is not supported")
-    if len(models) == 1 and bag.weights is None:
-        return models[0]
-    try:
-        return ModelBag(models, bag.weights, name="bag")
-    except UMXError as exc:
-        raise UMXError(f"{bag.path}: {exc}") from None
+    return _one_or_bag(models, bag.weights, bag.path)

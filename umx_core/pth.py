@@ -15,135 +15,20 @@ storage, and the arrays made may not exceed a small multiple of the storages rea
 import collections
 import functools
 import io
-import math
 import struct
 import zipfile
-
-import numpy as np
 
 from umx_core import safe_pickle
 from umx_core.errors import UMXError
 from umx_core.safe_pickle import Global, PickleRefused
 from umx_core.safe_zip import SafeZip, ZipRefused
+from umx_core.torch_tensors import CALLS, STORAGE_GLOBALS, Storage, Storages, Tensor
 
-# storage classes torch pickles, and the element type each holds
-STORAGES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-            "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16, "CharStorage": np.int8,
-            "ByteStorage": np.uint8, "BoolStorage": np.bool_}
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
-MAX_DIMS = 32
 MAX_NESTING = 64  # containers inside containers: a state dict needs two or three
 # the arrays made may total this many times the storages' bytes (views sharing a storage), plus a little
 ARRAY_BYTES_PER_STORAGE_BYTE, ARRAY_BYTES_ALLOWANCE = 4, 1 << 20
-ORDERED_DICT = Global("collections", "OrderedDict")
-REBUILD_TENSOR = Global("torch._utils", "_rebuild_tensor_v2")
-REBUILD_PARAMETER = Global("torch._utils", "_rebuild_parameter")
-
-
-class _Storage:
-    """One storage of this file: its element type and count, and its elements once read."""
-
-    def __init__(self, key, dtype, numel):
-        self.key, self.dtype, self.numel, self.array = key, dtype, numel, None
-
-    def fill(self, raw):
-        if self.dtype == np.bool_:  # any non-zero byte is True, as torch reads it
-            self.array = np.frombuffer(raw, dtype=np.uint8) != 0
-        else:
-            self.array = np.frombuffer(raw, dtype=self.dtype).copy()
-
-
-class _Tensor:
-    """A tensor as `torch._utils._rebuild_tensor_v2` describes it, checked against its storage."""
-
-    def __init__(self, storage, offset, size, stride):
-        self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
-
-    def elements(self):
-        return math.prod(self.size)
-
-    def array(self):
-        values = self.storage.array
-        if values is None:
-            raise PickleRefused(f"storage {self.storage.key} has no data in the file")
-        itemsize = values.dtype.itemsize
-        view = np.lib.stride_tricks.as_strided(values[self.offset:], shape=self.size,
-                                               strides=tuple(s * itemsize for s in self.stride), writeable=False)
-        return np.array(view, copy=True)
-
-
-def _ints(value, what):
-    if not (isinstance(value, tuple) and len(value) <= MAX_DIMS
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)):
-        raise PickleRefused(f"a tensor's {what} is not a short tuple of non-negative integers")
-    return value
-
-
-def _flags(requires_grad, hooks, what):
-    if not isinstance(requires_grad, bool) or not isinstance(hooks, (dict, type(None))):
-        raise PickleRefused(f"a {what}'s requires_grad or hooks are malformed")
-
-
-def _rebuild_tensor(storage, offset, size, stride, requires_grad, hooks, metadata=None):
-    if not isinstance(storage, _Storage):
-        raise PickleRefused("a tensor without a storage")
-    _flags(requires_grad, hooks, "tensor")
-    if not isinstance(metadata, (dict, type(None))):
-        raise PickleRefused("a tensor's metadata is malformed")
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise PickleRefused("a tensor's offset is not a non-negative integer")
-    size, stride = _ints(size, "size"), _ints(stride, "stride")
-    if len(size) != len(stride):
-        raise PickleRefused("a tensor's size and stride differ in length")
-    if all(size):  # the last element it addresses must lie inside its storage (an empty tensor addresses none)
-        last = offset + sum((n - 1) * s for n, s in zip(size, stride))
-        if last >= storage.numel:
-            raise PickleRefused(f"a tensor addresses element {last} of a storage of {storage.numel} "
-                                f"(storage {storage.key})")
-    elif offset > storage.numel:
-        raise PickleRefused(f"a tensor starts past the end of storage {storage.key}")
-    return _Tensor(storage, offset, size, stride)
-
-
-def _rebuild_parameter(data, requires_grad, hooks):
-    if not isinstance(data, _Tensor):
-        raise PickleRefused("a parameter without a tensor")
-    _flags(requires_grad, hooks, "parameter")
-    return data
-
-
-def _ordered_dict(*args):
-    if args:
-        raise PickleRefused("an ordered dict built from arguments (only empty ones are read)")
-    return collections.OrderedDict()
-
-
-CALLS = {ORDERED_DICT: _ordered_dict, REBUILD_TENSOR: _rebuild_tensor, REBUILD_PARAMETER: _rebuild_parameter}
-STORAGE_GLOBALS = {("torch", name) for name in STORAGES}
-
-
-class _Storages:
-    """The persistent ids of one pickle: `('storage', type, key, location, numel, ...)` -> `_Storage`."""
-
-    def __init__(self, fields):
-        self.by_key, self.fields = {}, fields  # the zip format's ids have 5 fields, the legacy's 6
-
-    def __call__(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) == self.fields and pid[0] == "storage" and isinstance(pid[1], Global)
-                and (pid[1].module, pid[1].name) in STORAGE_GLOBALS and isinstance(pid[2], str)
-                and isinstance(pid[4], int) and not isinstance(pid[4], bool) and pid[4] >= 0):
-            raise PickleRefused("its pickle holds an unknown persistent id")
-        if self.fields == 6 and pid[5] is not None:
-            raise PickleRefused("its pickle holds a storage view (the oldest format's), which is not read")
-        dtype, key, numel = np.dtype(STORAGES[pid[1].name]), pid[2], pid[4]
-        known = self.by_key.setdefault(key, _Storage(key, dtype, numel))
-        if (known.dtype, known.numel) != (dtype, numel):
-            raise PickleRefused(f"storage {key} is declared twice, differently")
-        return known
-
-    def bytes_declared(self):
-        return sum(s.numel * s.dtype.itemsize for s in self.by_key.values())
 
 
 def _zip_state(data, unpickle):
@@ -158,7 +43,7 @@ def _zip_state(data, unpickle):
                         (f"{root}.storage_alignment", bytes.isdigit)):
         if name in unread and not check(archive.read(name).strip()):
             raise PickleRefused(f"entry {name} is malformed (only little-endian files of a known version are read)")
-    storages = _Storages(fields=5)
+    storages = Storages(fields=5)
     raw = archive.read(pickles[0])
     state = unpickle(io.BytesIO(raw), persistent=storages, size=len(raw))
     for key, storage in storages.by_key.items():
@@ -185,7 +70,7 @@ def _legacy_state(data, unpickle, kind):
     info = safe_pickle.load(f)
     if not (isinstance(info, dict) and info.get("little_endian") is True):
         raise PickleRefused("its tensors are not little-endian, or its system information is malformed")
-    storages = _Storages(fields=6)
+    storages = Storages(fields=6)
     state = unpickle(f, persistent=storages)
     keys = safe_pickle.load(f)
     if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys) and len(set(keys)) == len(keys)):
@@ -216,7 +101,7 @@ def _plain(value, budget, markers):
             raise PickleRefused("its pickle holds a cycle")
         if depth > MAX_NESTING:
             raise PickleRefused(f"its pickle nests containers more than {MAX_NESTING} deep")
-        if isinstance(item, _Tensor):
+        if isinstance(item, Tensor):
             budget[0] -= item.elements() * item.storage.dtype.itemsize
             if budget[0] < 0:
                 raise PickleRefused("its tensors view far more data than its storages hold (refused)")
@@ -236,13 +121,13 @@ def _plain(value, budget, markers):
 
 
 def _container(value):
-    return isinstance(value, (dict, list, _Tensor)) or type(value) is tuple  # a Global is a tuple too, not data
+    return isinstance(value, (dict, list, Tensor)) or type(value) is tuple  # a Global is a tuple too, not data
 
 
 def _converted(value, done, markers):
     if _container(value):
         return done[id(value)]
-    if isinstance(value, _Storage) or (isinstance(value, Global) and value not in markers):
+    if isinstance(value, Storage) or (isinstance(value, Global) and value not in markers):
         raise PickleRefused("its pickle holds a bare storage or class where data belongs")
     return value
 
